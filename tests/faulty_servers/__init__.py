@@ -1,0 +1,1 @@
+"""Deliberately faulty reference-protocol servers for the oracle tests (see server.py)."""

@@ -1,0 +1,158 @@
+"""`chatload run SCENARIO`: run a scenario swarm against a backend and write results.
+
+Exit codes: 0 clean; 1 correctness violations; 2 a usage or scenario error; 3 the
+backend could not be reached (before the start, or lost mid-run); 130 interrupted by
+Ctrl-C (results gathered so far are still written and printed).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import re
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """'30', '30s', '2m', '1h', '1m30s' -> seconds (> 0)."""
+    s = text.strip().lower()
+    pos, total, parts = 0, 0.0, 0
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        if not m or (m.group(2) == "" and m.end() != len(s)):
+            raise argparse.ArgumentTypeError(f"bad duration {text!r}: use e.g. 30, 30s, 2m, 1m30s")
+        total += float(m.group(1)) * _UNIT_S[m.group(2)]
+        pos, parts = m.end(), parts + 1
+    if parts == 0 or total <= 0:
+        raise argparse.ArgumentTypeError(f"bad duration {text!r}: must be more than zero, e.g. 30s or 2m")
+    return total
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", help="a bundled scenario name (e.g. smoke) or a path to a scenario .py file")
+    parser.add_argument(
+        "--target", metavar="URL",
+        help="WebSocket URL of the backend (ws://host:port/ws); default: start the reference server on 127.0.0.1",
+    )  # fmt: skip
+    parser.add_argument("--users", type=_positive_int, default=10, help="concurrent virtual users (default 10)")
+    parser.add_argument("--spawn-rate", type=_positive_float, default=None, help="users started per second (default: all within about 1 s)")
+    parser.add_argument("--duration", type=parse_duration, default=30.0, help="run time: 30, 30s, 2m, 1m30s (default 30s)")
+    parser.add_argument("--workers", type=_positive_int, default=None, help="Locust worker processes (default: one per CPU core)")
+    parser.add_argument("--seed", type=_seed, default=None, help="random seed (default: a random one, printed and recorded)")
+    parser.add_argument("--out", metavar="DIR", default=None, help="output directory (default ./chatload-out/<timestamp>)")
+    parser.add_argument("--param", metavar="KEY=VALUE", action="append", default=[], help="scenario parameter override (repeatable)")
+    parser.add_argument("--params", metavar="FILE.toml", action="append", default=[], help="TOML file of scenario parameter overrides")
+    parser.add_argument(
+        "--unreachable-grace", type=_positive_float, default=10.0, metavar="SECONDS",
+        help="stop the swarm once the backend has been unreachable this long (default 10)",
+    )  # fmt: skip
+    parser.add_argument("--progress-every", type=_positive_float, default=3.0, metavar="SECONDS", help=argparse.SUPPRESS)
+
+
+def default_out_dir() -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%SZ")
+    base = Path("chatload-out") / stamp
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{stamp}-{n}")
+    return path
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"chatload run: error: {message}", file=sys.stderr)
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here so `chatload --help` stays light.
+    from harness.runner import BackendUnreachable, RunConfig, Runner, child_env, normalize_target
+    from harness.scenario_files import ScenarioError, build_params, check_syntax, inspect, resolve
+    from harness.summary import format_summary, violations_total
+
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
+    try:
+        params = build_params(args.params, args.param)
+        path = resolve(args.scenario)
+        check_syntax(path)
+        target = normalize_target(args.target) if args.target else None
+        scenario = inspect(path, child_env({"CHATLOAD_SCENARIO_PARAMS": json.dumps(params), "CHATLOAD_SEED": str(seed)}))
+    except (ScenarioError, ValueError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+
+    out_dir = Path(args.out) if args.out else default_out_dir()
+    cfg = RunConfig(
+        scenario=scenario,
+        scenario_label=args.scenario if not args.scenario.endswith(".py") else str(path),
+        target=target,
+        users=args.users,
+        spawn_rate=args.spawn_rate if args.spawn_rate is not None else float(args.users),
+        duration_s=args.duration,
+        workers=args.workers or os.cpu_count() or 1,
+        seed=seed,
+        out_dir=out_dir.resolve(),
+        params=params,
+        unreachable_grace_s=args.unreachable_grace,
+        progress_every_s=args.progress_every,
+    )
+    try:
+        outcome = Runner(cfg, echo=lambda line: print(line, flush=True)).execute()
+    except BackendUnreachable as exc:
+        return _fail(f"backend unreachable: {exc}", EXIT_UNREACHABLE)
+
+    if outcome.results is None:
+        if outcome.message:
+            print(f"chatload run: {outcome.message}", file=sys.stderr)
+        if outcome.stop_reason == "interrupted":
+            return _fail("interrupted before any results were written", EXIT_INTERRUPTED)
+        if outcome.stop_reason == "backend_unreachable":
+            return _fail("the backend became unreachable and no results were written", EXIT_UNREACHABLE)
+        logs = ", ".join(str(p) for p in outcome.logs[:1])
+        return _fail(f"the swarm failed ({outcome.stop_reason}); see {logs}", EXIT_USAGE)
+
+    paths = {"results": str(outcome.results_path), "logs": str(cfg.out_dir)}
+    print()
+    print(format_summary(outcome.results, paths), flush=True)
+    if outcome.stop_reason == "interrupted":
+        return EXIT_INTERRUPTED
+    if outcome.stop_reason == "backend_unreachable":
+        print("chatload run: the backend became unreachable during the run", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if violations_total(outcome.results) > 0:
+        return EXIT_VIOLATIONS
+    return EXIT_OK

@@ -1,0 +1,169 @@
+"""Text shown by `chatload run`: a progress line while running, a summary table at the end.
+
+Pure functions of a results dict (the results.json format, docs/results.md), so they
+are tested without a swarm and reused for partial results. Missing keys show as "-":
+a run cut short may not have every section.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+LATENCIES = (
+    ("connect", "connect_latency_ms"),
+    ("pair", "pair_latency_ms"),
+    ("relay", "relay_latency_ms"),
+    ("partner_left", "partner_left_latency_ms"),
+    ("signal_rtt", "signal_rtt_ms"),
+)
+PERCENTILES = ("count", "p50", "p90", "p99", "p999", "max")
+CORRECTNESS = (
+    "double_match",
+    "self_match",
+    "asymmetric_pair",
+    "cross_talk",
+    "after_end_delivery",
+    "lost_messages",
+    "reordered_messages",
+    "ghost_match",
+    "missing_partner_left",
+)
+MAX_EXAMPLES_SHOWN = 2
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None or isinstance(value, bool):
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def violations_total(results: dict[str, Any] | None) -> int:
+    """The oracle's total, or the sum of its counters when the total is missing."""
+    corr = _get(results, "correctness")
+    if not isinstance(corr, dict):
+        return 0
+    total = corr.get("violations_total")
+    if isinstance(total, (int, float)):
+        return int(total)
+    return int(sum(v for k, v in corr.items() if k in CORRECTNESS and isinstance(v, (int, float))))
+
+
+def progress_counts(partial: dict[str, Any] | None) -> dict[str, Any]:
+    """Pairs, messages, online users and violations so far, from a results.partial.json."""
+    last = _get(partial, "timeline")
+    point = last[-1] if isinstance(last, list) and last and isinstance(last[-1], dict) else {}
+    online = point.get("online")
+    if online is None:
+        online = _get(partial, "users", "current")
+    return {
+        "t": point.get("t"),
+        "pairs": _get(partial, "pair_latency_ms", "count"),
+        "messages": _get(partial, "relay_latency_ms", "count"),
+        "online": online,
+        "violations": violations_total(partial) if partial else None,
+    }
+
+
+def format_progress(partial: dict[str, Any] | None, elapsed_s: float, duration_s: float) -> str:
+    """One line: elapsed/duration, pairs, messages, online, violations."""
+    c = progress_counts(partial)
+    t = c["t"] if isinstance(c["t"], (int, float)) else elapsed_s
+    return (
+        f"  [{t:5.0f}s/{duration_s:g}s] pairs {_num(c['pairs'])}  messages {_num(c['messages'])}  "
+        f"online {_num(c['online'])}  violations {_num(c['violations'])}"
+    )
+
+
+def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
+    rows = [header, *rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    out = []
+    for r in rows:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        out.append("  " + "  ".join(cells).rstrip())
+    return out
+
+
+def _example(ex: Any) -> str:
+    if not isinstance(ex, dict):
+        return str(ex)
+    parts = [f"{k}={ex[k]}" for k in ("who", "when", "what") if k in ex]
+    return ", ".join(parts) if parts else str(ex)
+
+
+def format_summary(results: dict[str, Any], paths: dict[str, str] | None = None) -> str:
+    """The end-of-run table: latencies per kind, throughput, users, correctness, errors."""
+    run = results.get("run") or {}
+    lines = []
+    title = f"chatload results: {run.get('scenario', '?')} against {run.get('target', '?')}"
+    details = []
+    if run.get("duration_s") is not None:
+        details.append(f"{_num(run.get('duration_s'))} s")
+    if run.get("workers") is not None:
+        details.append(f"{run['workers']} worker(s)")
+    if run.get("seed") is not None:
+        details.append(f"seed {run['seed']}")
+    if details:
+        title += f" ({', '.join(details)})"
+    lines.append(title)
+    if run.get("interrupted"):
+        lines.append("  INTERRUPTED: results gathered until Ctrl-C")
+    elif run.get("stop_reason") not in (None, "completed"):
+        lines.append(f"  STOPPED EARLY: {run['stop_reason']}")
+    if run.get("partial"):
+        lines.append("  (from the last results.partial.json: the Locust master did not finish)")
+
+    lines.append("")
+    lines.append("latency (ms)")
+    rows = []
+    for label, key in LATENCIES:
+        h = results.get(key) or {}
+        rows.append([label] + [_num(h.get(p), 1 if p != "count" else 0) for p in PERCENTILES])
+    lines += _table(["kind", "count", "p50", "p90", "p99", "p99.9", "max"], rows)
+
+    thr = results.get("throughput") or {}
+    users = results.get("users") or {}
+    lines.append("")
+    lines.append(
+        f"throughput     pairs/s {_num(thr.get('pairs_per_s'))}   messages/s {_num(thr.get('messages_per_s'))}"
+    )
+    lines.append(
+        f"users          peak concurrent {_num(users.get('peak_concurrent'))}   sessions {_num(users.get('sessions'))}"
+    )
+
+    corr = results.get("correctness") or {}
+    total = violations_total(results)
+    lines.append("")
+    lines.append(f"correctness    violations_total {total}" + ("   OK" if total == 0 else "   VIOLATIONS"))
+    examples = corr.get("examples") or {}
+    for name in CORRECTNESS:
+        value = corr.get(name)
+        mark = "  <-- " if isinstance(value, (int, float)) and value > 0 else ""
+        lines.append(f"  {name:<22}{_num(value):>8}{mark}")
+        if mark:
+            for ex in (examples.get(name) or [])[:MAX_EXAMPLES_SHOWN]:
+                lines.append(f"      e.g. {_example(ex)}")
+
+    errors = results.get("errors") or {}
+    lines.append("")
+    lines.append(f"errors         total {_num(errors.get('total', 0))}")
+    for kind, value in sorted(errors.items()):
+        if kind != "total" and isinstance(value, (int, float)) and value:
+            lines.append(f"  {kind:<22}{_num(value):>8}")
+
+    if paths:
+        lines.append("")
+        for label, path in paths.items():
+            lines.append(f"{label:<14} {path}")
+    return "\n".join(lines)

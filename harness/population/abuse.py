@@ -1,9 +1,10 @@
 """Abusers: which kind each abuser is, and what each kind does.
 
 Kinds that hurt real services (issue 4): message spammers, flooders that exceed rate
-limits, users who get reported, reconnect storms, malformed frames. The behaviour figures
-below are estimates (no published numbers); the harness users read them through
-`ABUSE_BEHAVIOUR` so a scenario can change one place.
+limits, users who get reported, reconnect storms, malformed frames. Their figures are
+parameters (spam_rate, flood_rate, report_probability, storm_reconnects,
+malformed_share; estimates, no published numbers); `behaviour(params, kind)` gathers them
+for the harness users and the simulator.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ NONE, SPAMMER, FLOODER, REPORTED, RECONNECT_STORM, MALFORMED = range(len(ABUSE_K
 
 @dataclass(frozen=True)
 class AbuseBehaviour:
-    """What an abuser of one kind does while connected (model time)."""
+    """What a user of one abuse kind does while connected (model time)."""
 
+    kind: str
     message_rate: float          # chat messages per second while paired (spam, flood)
     report_probability: float    # chance a partner reports this user per chat
     reconnects_per_visit: float  # mean reconnects (drop the socket, connect again) per visit
@@ -28,19 +30,26 @@ class AbuseBehaviour:
     spam_text: bool              # messages look like spam (links, repeats)
 
 
-ABUSE_BEHAVIOUR: dict[str, AbuseBehaviour] = {
-    "none": AbuseBehaviour(0.0, 0.0, 0.0, 0.0, False),
-    # one link every two seconds: annoying, inside any sane rate limit
-    "spammer": AbuseBehaviour(0.5, 0.3, 0.0, 0.0, True),
-    # 50 messages a second: above any per-user rate limit a chat service would set
-    "flooder": AbuseBehaviour(50.0, 0.2, 0.0, 0.0, True),
-    # behaves, but partners report it (most of the ~600,000 reports a year at Omegle were about such users)
-    "reported": AbuseBehaviour(0.15, 0.8, 0.0, 0.0, False),
-    # drops and reopens its connection again and again, re-joining the queue each time
-    "reconnect_storm": AbuseBehaviour(0.0, 0.0, 50.0, 0.0, False),
-    # a share of its frames are not valid protocol frames
-    "malformed": AbuseBehaviour(0.1, 0.0, 0.0, 0.3, False),
-}
+def behaviour(p: PopulationParams, kind: int | str) -> AbuseBehaviour:
+    """The behaviour of an abuse kind (0 / "none": a benign talker's figures)."""
+    name = ABUSE_KINDS[kind] if isinstance(kind, (int, np.integer)) else kind
+    talk = p.message_rate["talker"]
+    table = {
+        "none": AbuseBehaviour("none", talk, 0.0, p.reconnects_mean, 0.0, False),
+        "spammer": AbuseBehaviour("spammer", p.spam_rate, 0.0, p.reconnects_mean, 0.0, True),
+        "flooder": AbuseBehaviour("flooder", p.flood_rate, 0.0, p.reconnects_mean, 0.0, True),
+        "reported": AbuseBehaviour("reported", talk, p.report_probability, p.reconnects_mean, 0.0, False),
+        "reconnect_storm": AbuseBehaviour("reconnect_storm", 0.0, 0.0, p.storm_reconnects, 0.0, False),
+        "malformed": AbuseBehaviour("malformed", talk, 0.0, p.reconnects_mean, p.malformed_share, False),
+    }
+    if name not in table:
+        raise ValueError(f"unknown abuse kind {kind!r}; known: {', '.join(ABUSE_KINDS)}")
+    return table[name]
+
+
+def abuser_message_rate(p: PopulationParams) -> float:
+    """Mean message rate of the abuser class (kind mix weighted), for the simulator and planning."""
+    return sum(share * behaviour(p, kind).message_rate for kind, share in p.abuse_kind_mix.items())
 
 
 def draw_abuse_kinds(p: PopulationParams, classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -54,7 +63,6 @@ def draw_abuse_kinds(p: PopulationParams, classes: np.ndarray, rng: np.random.Ge
 
 
 def reconnects(p: PopulationParams, abuse_kind: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """int16 reconnects per visit: Poisson(reconnects_mean), or the kind's own mean for reconnect storms."""
-    means = np.array([ABUSE_BEHAVIOUR[k].reconnects_per_visit for k in ABUSE_KINDS])[abuse_kind]
-    means = np.where(means > 0, means, p.reconnects_mean)
+    """int16 reconnects per visit: Poisson with the kind's mean (benign: reconnects_mean)."""
+    means = np.array([behaviour(p, k).reconnects_per_visit for k in ABUSE_KINDS])[abuse_kind]
     return np.minimum(rng.poisson(means), np.iinfo(np.int16).max).astype(np.int16)

@@ -115,17 +115,22 @@ def draw_patience(p: PopulationParams, classes: np.ndarray, rng: np.random.Gener
     return lognormal(rng, medians, p.patience_sigma, classes.shape[0]).astype(np.float32)
 
 
+def class_message_rates(p: PopulationParams) -> np.ndarray:
+    """Messages per second while chatting, per class (abusers: their kind mix's mean)."""
+    from .abuse import abuser_message_rate
+    from .params import BENIGN_CLASSES
+    return np.array([p.message_rate[c] for c in BENIGN_CLASSES] + [abuser_message_rate(p)])
+
+
 def message_rate(p: PopulationParams, cls: int, mode: int = 0) -> float:
     """Text messages per second while chatting, for a class (and mode: video types less)."""
-    from .params import CLASSES
-    rate = p.message_rate[CLASSES[int(cls)]]
+    rate = float(class_message_rates(p)[int(cls)])
     return rate * (p.video_message_factor if int(mode) == 1 else 1.0)
 
 
 def draw_messages(p: PopulationParams, cls, duration_s, rng: np.random.Generator, mode=0) -> np.ndarray:
     """Messages one side sends in a chat of the given length: Poisson(rate x duration)."""
-    from .params import CLASSES
-    rates = np.array([p.message_rate[c] for c in CLASSES])[np.asarray(cls, dtype=np.intp)]
+    rates = class_message_rates(p)[np.asarray(cls, dtype=np.intp)]
     rates = rates * np.where(np.asarray(mode) == 1, p.video_message_factor, 1.0)
     return rng.poisson(rates * np.asarray(duration_s))
 

@@ -157,5 +157,6 @@ class PopulationModel:
         """Messages per model second a user of this class sends while chatting."""
         return chats.message_rate(self.params, cls, mode)
 
-    def abuse_behaviour(self, kind: int) -> abuse.AbuseBehaviour:
-        return abuse.ABUSE_BEHAVIOUR[ABUSE_KINDS[int(kind)]]
+    def abuse_behaviour(self, kind: int | str) -> abuse.AbuseBehaviour:
+        """What a user of this abuse kind does (rates per model second)."""
+        return abuse.behaviour(self.params, kind)

@@ -61,6 +61,15 @@ class PopulationParams:
                             "countermeasures, under 1% after)", "operator", lo=0.0, hi=1.0)
     abuse_kind_mix: dict = _p({"spammer": 0.4, "flooder": 0.15, "reported": 0.25, "reconnect_storm": 0.1, "malformed": 0.1},
                               "issue 4 abuse kinds; no published split", "estimate", lo=0.0, hi=1.0)
+    # --- what each abuse kind does (no published figures) ------------------------------
+    spam_rate: float = _p(0.5, "spammer: one link every two seconds while paired, inside sane rate limits", "estimate", lo=0.0)
+    flood_rate: float = _p(10.0, "flooder: messages per second while paired, above the 1-5 a second a chat rate limit allows", "estimate", lo=0.0)
+    report_probability: float = _p(0.8, "reported: chance a partner reports this user per chat (Omegle: about "
+                                   "600,000 child-abuse reports in 2022, press)", "estimate", lo=0.0, hi=1.0)
+    storm_reconnects: float = _p(50.0, "reconnect_storm: mean reconnects per visit, each re-joining the queue",
+                                 "estimate", lo=0.0)
+    malformed_share: float = _p(0.3, "malformed: share of its frames that are not valid protocol frames", "estimate",
+                                lo=0.0, hi=1.0)
     # --- chat length: who presses next ---------------------------------------------
     skip_propensity: dict = _p({"skipper": 0.80, "talker": 0.30, "keeper": 0.40, "impatient": 0.70, "abuser": 0.30},
                                "probability that a user of this class skips a generic partner within seconds; tuned so "
@@ -79,12 +88,13 @@ class PopulationParams:
     talk_median_s: float = _p(25.0, "CALIBRATION chat length: conversations lognormal, median 20-30 s (23.7 s average "
                               "in a 12-hour session)", "estimate", lo=0.0)
     talk_sigma: float = _p(1.2, "CALIBRATION chat length: conversations sigma about 1.2", "estimate", lo=0.0)
-    tail_share: float = _p(0.05, "share of conversations in the Pareto tail", "estimate", lo=0.0, hi=1.0)
+    tail_share: float = _p(0.10, "share of conversations in the Pareto tail; with it a visit of 20-40 partners lasts "
+                           "10-30 minutes (CALIBRATION visit length)", "estimate", lo=0.0, hi=1.0)
     tail_min_s: float = _p(600.0, "CALIBRATION chat length: Pareto tail from 10 minutes", "estimate", lo=0.0)
     tail_max_s: float = _p(3600.0, "CALIBRATION chat length: Pareto tail to 60 minutes (truncated there)", "estimate", lo=0.0)
     tail_alpha: float = _p(1.5, "Pareto tail exponent", "estimate", lo=0.0)
     # --- visits ------------------------------------------------------------------------
-    chats_mean: dict = _p({"skipper": 40.0, "talker": 12.0, "keeper": 15.0, "impatient": 10.0, "abuser": 30.0},
+    chats_mean: dict = _p({"skipper": 40.0, "talker": 15.0, "keeper": 20.0, "impatient": 10.0, "abuser": 30.0},
                           "CALIBRATION visit length: 10-30 minutes, 20-40 partners a visit; fast skippers re-enter "
                           "the queue more often. Geometric number of chats per visit", "estimate", lo=1.0)
     patience_median_s: dict = _p({"skipper": 60.0, "talker": 60.0, "keeper": 60.0, "impatient": 3.0, "abuser": 120.0},
@@ -96,8 +106,9 @@ class PopulationParams:
     expected_wait_s: float = _p(0.5, "CALIBRATION expected wait: mean well under 1 s at Chatroulette-like load "
                                 "(used by `chatload plan` only)", "estimate", lo=0.0)
     # --- messages and typing ------------------------------------------------------------
-    message_rate: dict = _p({"skipper": 0.10, "talker": 0.15, "keeper": 0.15, "impatient": 0.10, "abuser": 0.5},
-                            "text messages per second while chatting; no published figure", "estimate", lo=0.0)
+    message_rate: dict = _p({"skipper": 0.10, "talker": 0.15, "keeper": 0.15, "impatient": 0.10},
+                            "text messages per second while chatting, benign classes (abusers: per kind below); "
+                            "no published figure", "estimate", lo=0.0)
     video_message_factor: float = _p(0.3, "video users type less: text rate multiplier in video mode", "estimate", lo=0.0)
     typing_share: float = _p(0.7, "share of messages preceded by a typing indicator", "estimate", lo=0.0, hi=1.0)
     typing_median_s: float = _p(2.5, "typing indicator duration before a message (lognormal median)", "estimate", lo=0.0)
@@ -150,7 +161,7 @@ _DICT_KEYS = {
     "end_weight": CLASSES,
     "chats_mean": CLASSES,
     "patience_median_s": CLASSES,
-    "message_rate": CLASSES,
+    "message_rate": BENIGN_CLASSES,
     "lang_mix": None,  # any language code
 }
 _MIXES = ("class_shares", "abuse_kind_mix", "lang_mix")

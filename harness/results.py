@@ -1,0 +1,166 @@
+"""Merged run state and the results.json document built from it (pure: no I/O, no clock).
+
+Why: the master receives deltas from every worker (histograms as dicts, timeline seconds,
+counters, new chat records, local incidents); `MergedState` sums them exactly, and
+`build_results` turns the merged state plus the oracle's verdict into the document
+described in docs/results.md. Both are plain Python so tests build them by hand.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness import oracle
+from harness.histogram import LogHistogram
+from harness.ledger import MAX_EXAMPLES, TIMELINE_COLUMNS, WorkerMetrics
+
+#: Latency kinds in results.json: key -> histogram name.
+LATENCY_KEYS = {
+    "connect_latency_ms": "connect",
+    "pair_latency_ms": "pair",
+    "relay_latency_ms": "relay",
+    "partner_left_latency_ms": "partner_left",
+    "signal_rtt_ms": "signal_rtt",
+}
+#: Largest number of tickets written (the list is for later fairness analysis).
+MAX_TICKETS = 200_000
+
+
+class MergedState:
+    """Everything the workers shipped so far, summed exactly."""
+
+    def __init__(self, max_examples: int = MAX_EXAMPLES) -> None:
+        self.max_examples = max_examples
+        self.hist: dict[str, LogHistogram] = {k: LogHistogram() for k in WorkerMetrics.KINDS}
+        self.timeline: dict[int, list[int]] = {}
+        self.counters: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+        self.records: list[dict[str, Any]] = []
+        self.waits: list[dict[str, Any]] = []
+        self.incidents: dict[str, int] = {}
+        self.examples: dict[str, list[dict[str, Any]]] = {}
+        self.workers: set[str] = set()
+        self.reports = 0
+
+    def merge(self, data: Mapping[str, Any], worker: str = "local") -> None:
+        """Add one report (the union of WorkerMetrics.drain() and Ledger.drain())."""
+        self.workers.add(worker)
+        self.reports += 1
+        for kind, d in (data.get("hist") or {}).items():
+            h = self.hist.setdefault(kind, LogHistogram())
+            h.merge(LogHistogram.from_dict(d))
+        for sec_s, row in (data.get("timeline") or {}).items():
+            sec = int(sec_s)
+            mine = self.timeline.get(sec)
+            if mine is None:
+                mine = self.timeline[sec] = [0] * len(TIMELINE_COLUMNS)
+            for i, v in enumerate(row[: len(TIMELINE_COLUMNS)]):
+                mine[i] += int(v)
+        _add_counts(self.counters, data.get("counters") or {})
+        _add_counts(self.errors, data.get("errors") or {})
+        _add_counts(self.incidents, data.get("incidents") or {})
+        for kind, exs in (data.get("examples") or {}).items():
+            mine_ex = self.examples.setdefault(kind, [])
+            mine_ex.extend(exs[: max(0, self.max_examples - len(mine_ex))])
+        self.records.extend(data.get("records") or [])
+        self.waits.extend(data.get("waits") or [])
+
+
+def _add_counts(into: dict[str, int], more: Mapping[str, int]) -> None:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + int(v)
+
+
+def _latency(h: LogHistogram) -> dict[str, Any]:
+    s = h.summary()
+    return {k: s[k] for k in ("count", "p50", "p90", "p99", "p999", "max", "mean")}
+
+
+def _secs(ns: int | None) -> float | None:
+    return None if ns is None else round(ns / 1e9, 3)
+
+
+def _tickets(state: MergedState, limit: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for r in state.records:
+        if len(out) >= limit:
+            return out
+        if r.get("end") == "abandoned":
+            continue
+        out.append({"user": r["u"], "cls": r.get("cls"), "mode": r.get("mode"), "lang": r.get("lang"),
+                    "interests": r.get("interests"), "t_join": _secs(r.get("t_req")),
+                    "t_paired": _secs(r.get("t_paired")), "t_gave_up": None,
+                    "peer": None if r.get("peer") is None else f"{r['peer'][0]}#{r['peer'][1]}"})
+    for w in state.waits:
+        if len(out) >= limit:
+            break
+        out.append({"user": w["u"], "cls": w.get("cls"), "mode": w.get("mode"), "lang": w.get("lang"),
+                    "interests": w.get("interests"), "t_join": _secs(w.get("t_req")), "t_paired": None,
+                    "t_gave_up": _secs(w.get("t_gave_up")), "peer": None})
+    return out
+
+
+def build_results(
+    state: MergedState,
+    run: Mapping[str, Any],
+    t_start_ns: int,
+    t_end_ns: int,
+    deadline_ms: float = oracle.DEFAULT_DEADLINE_MS,
+    partial: bool = False,
+    max_tickets: int = MAX_TICKETS,
+) -> dict[str, Any]:
+    """The results.json document for the state merged so far (see docs/results.md)."""
+    verdict = oracle.check(state.records, state.incidents, state.examples, deadline_ms, state.max_examples)
+    hist = {k: h.copy() for k, h in state.hist.items()}
+    pl = LogHistogram()
+    for v in verdict["partner_left_ms"]:
+        pl.record(v)
+    hist["partner_left"] = pl
+    elapsed = max(0.0, (t_end_ns - t_start_ns) / 1e9)
+
+    start_sec = t_start_ns // 1_000_000_000
+    seconds = sorted(set(state.timeline) | set(verdict["violations_by_second"]))
+    timeline = []
+    global_v = verdict["violations_by_second"]
+    for sec in seconds:
+        row = state.timeline.get(sec, [0] * len(TIMELINE_COLUMNS))
+        paired, messages, online, waiting, in_chat, local_v = row
+        timeline.append({"t": sec - start_sec, "pairs": paired / 2, "messages": messages, "online": online,
+                         "waiting": waiting, "in_chat": in_chat, "violations": local_v + global_v.get(sec, 0)})
+
+    paired = state.counters.get("paired", 0)
+    messages = sum(row[1] for row in state.timeline.values())
+    correctness: dict[str, Any] = dict(verdict["counters"])
+    correctness["violations_total"] = verdict["violations_total"]
+    correctness["examples"] = verdict["examples"]
+    errors: dict[str, Any] = dict(sorted(state.errors.items()))
+    errors["total"] = sum(state.errors.values())
+
+    run_out = {k: run.get(k) for k in ("scenario", "target", "seed", "started", "duration_s", "workers")}
+    run_out.update({k: v for k, v in run.items() if k not in run_out})
+    run_out["elapsed_s"] = round(elapsed, 3)
+    run_out["workers_reported"] = len(state.workers)
+
+    doc: dict[str, Any] = {"run": run_out, "partial": partial}
+    for key, name in LATENCY_KEYS.items():
+        doc[key] = _latency(hist.get(name, LogHistogram()))
+    doc["throughput"] = {
+        "pairs": paired / 2,
+        "messages": messages,
+        "pairs_per_s": round(paired / 2 / elapsed, 3) if elapsed else 0.0,
+        "messages_per_s": round(messages / elapsed, 3) if elapsed else 0.0,
+    }
+    doc["users"] = {
+        "peak_concurrent": max((row[2] for row in state.timeline.values()), default=0),
+        "sessions": state.counters.get("sessions", 0),
+        "chats": len(state.records),
+        "gave_up": len(state.waits),
+    }
+    doc["correctness"] = correctness
+    doc["errors"] = errors
+    doc["oracle"] = {"deadline_ms": deadline_ms, "checked": verdict["checked"]}
+    doc["counters"] = dict(sorted(state.counters.items()))
+    doc["histograms"] = {name: h.to_dict() for name, h in hist.items()}
+    doc["timeline"] = timeline
+    doc["tickets"] = _tickets(state, max_tickets)
+    return doc

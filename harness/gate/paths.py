@@ -116,6 +116,14 @@ def validate_path(path: str) -> None:
             raise MetricPathError(f"metric path {path!r} names a whole section, not a figure")
         return
     if is_latency_section(section):
+        if section not in LATENCY_SECTIONS:
+            # A new `*_ms` section is accepted, unless it looks like a typo of a known one.
+            close = difflib.get_close_matches(section, sorted(LATENCY_SECTIONS), n=1, cutoff=0.85)
+            if close:
+                raise MetricPathError(
+                    f"unknown metric path {path!r}: no results section {section!r}; did you mean"
+                    f" {close[0]!r}? (set strict = false on the check to allow it)"
+                )
         if len(parts) != 2:
             raise MetricPathError(
                 f"metric path {path!r}: a latency section has one level of figures,"

@@ -287,6 +287,14 @@ class UserView:
         self.metrics.tick(t, 5)
 
     # -- our own actions ------------------------------------------------------------
+    def new_session(self) -> None:
+        """A fresh connection: nothing of the previous session's chats can arrive here."""
+        self.state = "idle"
+        self.cur = None
+        self.grace = False
+        self.refusal_expected = 0
+        self.offer_ns = None
+
     def joined(self, t: int, mode: str, lang: str, interests: list[str]) -> None:
         """We sent `join` at t."""
         self.state = "waiting"
@@ -408,16 +416,23 @@ class UserView:
             return
         self._incident("after_end_delivery", t, f"partner_left ({reason}) while not in a chat ({self.state})")
 
-    def on_error(self, t: int, code: str, message: str = "") -> None:
-        if code == "not_allowed" and self.refusal_expected:
-            self.refusal_expected -= 1
-            self.metrics.count("crossed_ends")
+    def on_error(self, t: int, code: str, message: str = "", expected: bool = False) -> None:
+        """An `error` frame; `expected` is the protocol client's verdict that it was caused
+        by a legal race (our frame crossed the partner's end of the chat)."""
+        if code == "not_allowed" and (expected or self.refusal_expected):
+            if self.refusal_expected:
+                self.refusal_expected -= 1
+            self.metrics.count("crossed_frames")
             return
         self.metrics.error(f"server_error:{code}")
         if self.cur is not None and code == "rate_limited":
             self.cur.refused += 1
         if code not in BENIGN_ERROR_CODES:
             self._incident("unexpected_error", t, f"error {code}: {message[:80]} (state {self.state})")
+
+    def unexpected_frame(self, t: int, reason: str) -> None:
+        """A frame the protocol client could not interpret: the backend's fault."""
+        self._incident("unexpected_error", t, f"uninterpretable frame: {reason[:100]}")
 
     def _classify(self, u: str, c: int) -> ChatRecord | None | str:
         """Which chat a frame from (u, c) belongs to: the current record, the last ended one

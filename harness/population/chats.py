@@ -139,3 +139,8 @@ def draw_typing_s(p: PopulationParams, rng: np.random.Generator, size: int | Non
     """Typing-indicator time before a message, 0 for messages sent without one."""
     typed = rng.random(size) < p.typing_share
     return np.where(typed, lognormal(rng, p.typing_median_s, 0.6, size), 0.0)
+
+
+def draw_message_chars(p: PopulationParams, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
+    """Characters in a message (lognormal around message_chars_median, at least 1)."""
+    return np.maximum(1, np.rint(lognormal(rng, p.message_chars_median, 0.8, size))).astype(np.int32)

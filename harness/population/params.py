@@ -63,7 +63,8 @@ class PopulationParams:
                               "issue 4 abuse kinds; no published split", "estimate", lo=0.0, hi=1.0)
     # --- what each abuse kind does (no published figures) ------------------------------
     spam_rate: float = _p(0.5, "spammer: one link every two seconds while paired, inside sane rate limits", "estimate", lo=0.0)
-    flood_rate: float = _p(10.0, "flooder: messages per second while paired, above the 1-5 a second a chat rate limit allows", "estimate", lo=0.0)
+    flood_rate: float = _p(10.0, "flooder: messages per second while paired, above the 1-5 a second a chat rate "
+                           "limit allows", "estimate", lo=0.0)
     report_probability: float = _p(0.8, "reported: chance a partner reports this user per chat (Omegle: about "
                                    "600,000 child-abuse reports in 2022, press)", "estimate", lo=0.0, hi=1.0)
     storm_reconnects: float = _p(50.0, "reconnect_storm: mean reconnects per visit, each re-joining the queue",
@@ -78,7 +79,8 @@ class PopulationParams:
                           "relative chance of being the one who ends a conversation (strongly asymmetric: CALIBRATION "
                           "who presses next)", "estimate", lo=0.0)
     keeper_factor: float = _p(0.3, "a partner facing a keeper skips and ends this much less often (CALIBRATION: a ~10% "
-                              "class is kept much longer by partners)", "measured", lo=0.0, hi=1.0)
+                              "class is kept much longer by partners, measured in small samples; the factor is ours)", "estimate",
+                              lo=0.0, hi=1.0)
     keeper_length_factor: float = _p(2.0, "conversations with a keeper last this much longer (median multiplier)",
                                      "estimate", lo=0.0)
     abuser_skip_boost: float = _p(0.8, "a partner facing an abuser skips with s + (1-s)*boost", "estimate", lo=0.0, hi=1.0)

@@ -40,6 +40,13 @@ def _num(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _ms(value: Any) -> str:
+    """Latency in ms: more decimals where they matter (sub-10 ms relays on loopback)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "-"
+    return _num(float(value), 2 if abs(value) < 10 else 1 if abs(value) < 1000 else 0)
+
+
 def _get(data: Any, *keys: str) -> Any:
     for key in keys:
         if not isinstance(data, dict):
@@ -129,7 +136,7 @@ def format_summary(results: dict[str, Any], paths: dict[str, str] | None = None)
     rows = []
     for label, key in LATENCIES:
         h = results.get(key) or {}
-        rows.append([label] + [_num(h.get(p), 1 if p != "count" else 0) for p in PERCENTILES])
+        rows.append([label, _num(h.get("count"))] + [_ms(h.get(p)) for p in PERCENTILES[1:]])
     lines += _table(["kind", "count", "p50", "p90", "p99", "p99.9", "max"], rows)
 
     thr = results.get("throughput") or {}

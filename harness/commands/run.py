@@ -27,7 +27,7 @@ def parse_duration(text: str) -> float:
     pos, total, parts = 0, 0.0, 0
     while pos < len(s):
         m = _DURATION_PART.match(s, pos)
-        if not m or (m.group(2) == "" and m.end() != len(s)):
+        if not m or (m.group(2) == "" and (pos != 0 or m.end() != len(s))):
             raise argparse.ArgumentTypeError(f"bad duration {text!r}: use e.g. 30, 30s, 2m, 1m30s")
         total += float(m.group(1)) * _UNIT_S[m.group(2)]
         pos, parts = m.end(), parts + 1

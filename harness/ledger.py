@@ -272,15 +272,36 @@ class UserView:
         self.t_req: int | None = None
         self.prefs: tuple[str, str, list[str]] = ("text", "en", [])
         self.offer_ns: int | None = None
+        self.held: ChatRecord | None = None  # ended by us, shipped when the grace ends
 
     # -- helpers ----------------------------------------------------------------------
-    def _close(self, rec: ChatRecord, end: str, t: int, reason: str | None = None) -> None:
+    def _close(self, rec: ChatRecord, end: str, t: int, reason: str | None = None, hold: bool = False) -> None:
+        """End a chat. With `hold`, frames of it may still arrive legally (our own next or
+        leave is not confirmed yet), so the record is shipped when the grace ends."""
         rec.end, rec.t_end, rec.reason = end, t, reason
+        self._release()
+        if hold:
+            self.held = rec
+        else:
+            self._remember(rec)
+            self.ledger.add_record(rec)
+        self.last = rec
+
+    def _remember(self, rec: ChatRecord) -> None:
         key = rec.peer_key()
         if key is not None:
             self.ended.append(key)
-        self.ledger.add_record(rec)
-        self.last = rec
+
+    def _release(self) -> None:
+        rec = self.held
+        if rec is not None:
+            self.held = None
+            self._remember(rec)
+            self.ledger.add_record(rec)
+
+    def _end_grace(self) -> None:
+        self.grace = False
+        self._release()
 
     def _incident(self, kind: str, t: int, what: str) -> None:
         self.ledger.incident(kind, self.user, t, what)
@@ -289,9 +310,9 @@ class UserView:
     # -- our own actions ------------------------------------------------------------
     def new_session(self) -> None:
         """A fresh connection: nothing of the previous session's chats can arrive here."""
+        self._end_grace()
         self.state = "idle"
         self.cur = None
-        self.grace = False
         self.refusal_expected = 0
         self.offer_ns = None
 
@@ -321,11 +342,11 @@ class UserView:
     def ended_by_us(self, how: str, t: int) -> None:
         """We sent `next` or `leave` (state waiting or paired), or closed the socket."""
         if self.cur is not None:
-            self._close(self.cur, how, t)
+            self._close(self.cur, how, t, hold=how != END_DISCONNECT)
             self.cur = None
         if how == END_DISCONNECT:
             self.state = "closed"
-            self.grace = False
+            self._end_grace()
             return
         self.grace = True
         if how == END_NEXT:
@@ -342,12 +363,14 @@ class UserView:
         self.ended_by_us(how, t)
 
     def run_end(self, t: int) -> None:
+        self._end_grace()
         if self.cur is not None:
             self._close(self.cur, END_RUN_END, t)
             self.cur = None
         self.state = "closed"
 
     def connection_lost(self, t: int) -> None:
+        self._end_grace()
         if self.cur is not None:
             self._close(self.cur, END_LOST, t)
             self.cur = None
@@ -355,14 +378,14 @@ class UserView:
 
     # -- what the server sent ---------------------------------------------------------
     def on_waiting(self, t: int) -> None:
-        self.grace = False
+        self._end_grace()
         if self.state != "leaving":
             self.state = "waiting"
 
     def on_barrier(self, t: int) -> None:
         """The pong answering the ping we sent right after next/leave: the server has
         processed our end, so nothing of the old chat may arrive from now on."""
-        self.grace = False
+        self._end_grace()
         if self.state == "leaving":
             self.state = "idle"
 
@@ -372,9 +395,9 @@ class UserView:
             # The server paired us before it processed our leave: the chat is over at once,
             # and the partner's first frames may still reach us until the barrier.
             rec = self._new_record(t, pair, initiator, mode)
-            self._close(rec, END_ABANDONED, t)
+            self._close(rec, END_ABANDONED, t, hold=True)
             return None
-        self.grace = False
+        self._end_grace()
         if self.cur is not None:
             self._incident("double_match", t, f"paired again ({pair}) while still in chat {self.cur.c}"
                            f" with {self.cur.peer_key()}")
@@ -404,7 +427,7 @@ class UserView:
             self._close(self.cur, END_PARTNER_LEFT, t, reason)
             self.cur = None
             self.state = "idle"
-            self.grace = False
+            self._end_grace()
             return
         if self.grace:
             # Our next/leave crossed the partner's: the server ended the chat first, so it
@@ -413,6 +436,7 @@ class UserView:
             if self.last is not None and self.last.reason is None:
                 self.last.reason = f"crossed:{reason}"
             self.state = "idle"
+            self._end_grace()  # the server relays everything before partner_left
             return
         self._incident("after_end_delivery", t, f"partner_left ({reason}) while not in a chat ({self.state})")
 

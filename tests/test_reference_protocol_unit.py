@@ -76,6 +76,7 @@ def test_state_table_markdown_is_drawn_from_the_table() -> None:
     assert len(lines) == 2 + len(P.ALLOWED)
     assert "| `signal` | not_allowed | not_allowed | yes (video only) |" in lines
     assert "| `ping` | yes | yes | yes |" in lines
+    assert table in (ROOT / "docs" / "protocol.md").read_text(), "docs/protocol.md lost the state table"
 
 
 # ---------------------------------------------------------------- parse: join fields
@@ -291,3 +292,14 @@ def test_histogram_buckets() -> None:
     assert cum[0] == ("0.001", 2)  # upper bounds are inclusive
     assert cum[-1] == ("+Inf", 4) and cum[-2][1] == 3
     assert h.count == 4 and h.total == pytest.approx(5.5015)
+
+
+def test_docs_list_every_setting() -> None:
+    import dataclasses
+
+    server_doc = (ROOT / "docs" / "server.md").read_text()
+    protocol_doc = (ROOT / "docs" / "protocol.md").read_text()
+    for f in dataclasses.fields(Settings):
+        assert f"`--{f.name.replace('_', '-')}`" in server_doc, f.name
+    for code in P.ERROR_CODES:
+        assert f"`{code}`" in protocol_doc, code

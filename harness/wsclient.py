@@ -88,6 +88,7 @@ class WSConnection:
         self._masks = b""
         self._mask_pos = _MASK_POOL
         self._timeout = sock.gettimeout()
+        self._reading = False  # a greenlet/thread is blocked in _fill (close() must not read then)
         self._parse()
 
     # -- sending -----------------------------------------------------------------------
@@ -147,15 +148,20 @@ class WSConnection:
 
     def _fill(self) -> None:
         """Block for one socket read and parse every complete frame in the buffer."""
+        self._reading = True
         try:
             chunk = self.sock.recv(_READ_CHUNK)
         except (TimeoutError, socket.timeout):
             raise
         except OSError as exc:
-            self._closed = ConnectionClosed(1006, f"recv failed: {exc}")
+            if self._closed is None:  # else: closed locally by another greenlet/thread
+                self._closed = ConnectionClosed(1006, f"recv failed: {exc}")
             raise self._closed from exc
+        finally:
+            self._reading = False
         if not chunk:
-            self._closed = ConnectionClosed(1006, "connection lost without a close frame")
+            if self._closed is None:
+                self._closed = ConnectionClosed(1006, "connection lost without a close frame")
             raise self._closed
         self._buf = self._buf + chunk if self._buf else chunk
         self._parse()
@@ -307,8 +313,21 @@ class WSConnection:
             raise ConnectionClosed(1006, f"send failed: {exc}") from exc
 
     def close(self, code: int = 1000, reason: str = "", timeout: float = 2.0) -> None:
-        """Send a close frame, wait up to `timeout` for the server's, then close the socket."""
+        """Send a close frame, wait up to `timeout` for the server's, then close the socket.
+        If another greenlet/thread is blocked reading, do not wait: it gets ConnectionClosed."""
         try:
+            if self._closed is not None:
+                return
+            if self._reading:
+                try:
+                    self._send_close(code, reason)
+                finally:
+                    self._closed = ConnectionClosed(code, reason)
+                    try:
+                        self.sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in a thread
+                    except OSError:
+                        pass
+                return
             if self._closed is None:
                 self._send_close(code, reason)
                 self.settimeout(timeout)

@@ -71,6 +71,10 @@ def _mask(payload: bytes, key: bytes) -> bytes:
     return (int.from_bytes(payload, "little") ^ int.from_bytes(stream, "little")).to_bytes(n, "little")
 
 
+# Two-byte headers of masked final frames shorter than 126 bytes, per opcode.
+_SHORT_HEADS = {op: [bytes((0x80 | op, 0x80 | n)) for n in range(126)] for op in range(16)}
+
+
 class WSConnection:
     """One client WebSocket connection over a connected (possibly TLS) socket."""
 
@@ -92,24 +96,26 @@ class WSConnection:
         self._parse()
 
     # -- sending -----------------------------------------------------------------------
-    def _next_key(self) -> bytes:
+    def _frame(self, opcode: int, payload: bytes) -> bytes:
+        """One masked frame; the per-message hot path, so the key pool and mask are inline."""
+        n = len(payload)
         p = self._mask_pos
         if p >= _MASK_POOL:
             self._masks = os.urandom(_MASK_POOL)
             p = 0
         self._mask_pos = p + 4
-        return self._masks[p : p + 4]
-
-    def _frame(self, opcode: int, payload: bytes) -> bytes:
-        n = len(payload)
-        key = self._next_key()
+        key = self._masks[p : p + 4]
         if n < 126:
-            head = bytes((0x80 | opcode, 0x80 | n))
+            head = _SHORT_HEADS[opcode][n]
         elif n < 65536:
             head = bytes((0x80 | opcode, 0xFE)) + n.to_bytes(2, "big")
         else:
             head = bytes((0x80 | opcode, 0xFF)) + n.to_bytes(8, "big")
-        return b"".join((head, key, _mask(payload, key)))
+        if n:
+            payload = (
+                int.from_bytes(payload, "little") ^ int.from_bytes((key * ((n >> 2) + 1))[:n], "little")
+            ).to_bytes(n, "little")
+        return head + key + payload
 
     def _send_raw(self, data: bytes) -> None:
         if self._closed is not None:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import struct
 import threading
 import time
 from typing import Any, Awaitable, Callable
@@ -30,53 +31,89 @@ CLOSE_HANDSHAKE_TIMEOUT = 2.0  # seconds to wait for the peer's close frame afte
 LAG_PROBE_INTERVAL = 0.5
 SWEEP_INTERVAL = 30.0
 
-HUB_KEY = web.AppKey("hub", Hub)
-DEADLINE_KEY = web.AppKey("deadline", HandshakeDeadline)
-_HAS_SEND_FRAME = hasattr(web.WebSocketResponse, "send_frame")
+_PACK_MEDIUM = struct.Struct("!BBH").pack
+_PACK_LARGE = struct.Struct("!BBQ").pack
+
+
+def text_frame_header(size: int) -> bytes:
+    """RFC 6455 header of an unmasked, final text frame (server frames are never masked)."""
+    if size < 126:
+        return bytes((0x81, size))
+    if size < 65536:
+        return _PACK_MEDIUM(0x81, 126, size)
+    return _PACK_LARGE(0x81, 127, size)
+
+
+class Flusher:
+    """Coalesces the frames written to each socket during one loop turn into one write.
+
+    Frames keep their order per socket; a socket's frames are written together once
+    per loop turn, so a burst to one peer costs one system call instead of one each.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.dirty: list[WsLink] = []
+
+    def mark(self, link: "WsLink") -> None:
+        if not self.dirty:
+            self.loop.call_soon(self.flush)
+        self.dirty.append(link)
+
+    def flush(self) -> None:
+        dirty, self.dirty = self.dirty, []
+        for link in dirty:
+            link.flush()
 
 
 class WsLink:
-    """A hub Link over an aiohttp WebSocketResponse: writes without awaiting."""
+    """A hub Link over an aiohttp WebSocket: frames are buffered and never awaited.
 
-    __slots__ = ("ws", "transport", "max_buffer", "close_task")
+    Data frames are encoded here and written to the transport by the Flusher; aiohttp
+    still owns the handshake, pings, close frames and the reading side.
+    """
 
-    def __init__(self, ws: web.WebSocketResponse, transport: Any, max_buffer: int) -> None:
+    __slots__ = ("ws", "transport", "max_buffer", "close_task", "pending", "flusher")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: Any, max_buffer: int, flusher: Flusher) -> None:
         self.ws = ws
         self.transport = transport
         self.max_buffer = max_buffer
         self.close_task: asyncio.Task | None = None
+        self.pending: list[bytes] | None = None
+        self.flusher = flusher
 
     def send(self, data: bytes) -> bool:
-        # Without compression aiohttp writes the frame to the transport synchronously and
-        # only then may await flow control; drive the coroutine one step and never wait.
-        if _HAS_SEND_FRAME:
-            coro = self.ws.send_frame(data, WSMsgType.TEXT)
-        else:  # pragma: no cover - older aiohttp
-            coro = self.ws.send_str(data.decode())
-        try:
-            waited = coro.send(None)
-        except StopIteration:
-            return True
-        except Exception:  # noqa: BLE001 - the socket is closing; its reader will notice
-            coro.close()
-            return True
-        # The frame is buffered; we do not wait for the peer to read it.
-        if isinstance(waited, asyncio.Future):
-            waited.add_done_callback(_consume)
-        coro.close()
+        pending = self.pending
+        if pending is None:
+            self.pending = [text_frame_header(len(data)), data]
+            self.flusher.mark(self)
+        else:
+            pending.append(text_frame_header(len(data)))
+            pending.append(data)
         transport = self.transport
         return transport is None or transport.get_write_buffer_size() <= self.max_buffer
 
+    def flush(self) -> None:
+        pending = self.pending
+        if pending is None:
+            return
+        self.pending = None
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b"".join(pending))
+
     def close(self, code: int, reason: str) -> None:
         if self.close_task is None:
+            self.flush()  # frames decided before the close go out before the close frame
             self.close_task = asyncio.ensure_future(
                 self.ws.close(code=code, message=reason.encode()[:120])
             )
 
 
-def _consume(fut: asyncio.Future) -> None:
-    if not fut.cancelled():
-        fut.exception()  # mark retrieved: a lost connection must not log "never retrieved"
+HUB_KEY = web.AppKey("hub", Hub)
+DEADLINE_KEY = web.AppKey("deadline", HandshakeDeadline)
+FLUSHER_KEY = web.AppKey("flusher", Flusher)
 
 
 def client_address(request: web.Request, settings: Settings) -> str:
@@ -100,7 +137,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         timeout=CLOSE_HANDSHAKE_TIMEOUT,
     )
     await ws.prepare(request)
-    link = WsLink(ws, request.transport, st.max_send_buffer)
+    link = WsLink(ws, request.transport, st.max_send_buffer, request.app[FLUSHER_KEY])
     session = hub.open(link, client_address(request, st))
     if session is not None:
         await _read_loop(hub, session, ws)
@@ -156,6 +193,7 @@ def build_app(hub: Hub, deadline: HandshakeDeadline) -> web.Application:
     app = web.Application(middlewares=[_mark_served])
     app[HUB_KEY] = hub
     app[DEADLINE_KEY] = deadline
+    app[FLUSHER_KEY] = Flusher(hub.loop)
     registry = make_registry(
         ServerCollector(
             hub.stats,

@@ -109,3 +109,24 @@ def test_exits_within_deadline_when_a_client_ignores_the_close() -> None:
             assert time.monotonic() - started < deadline + 2 * U
         finally:
             raw.close()
+
+
+def test_chatload_serve_runs_the_same_server_without_locust() -> None:
+    import subprocess
+    import sys
+
+    from tests.support import ROOT, free_port, python_server
+
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, harness.cli, reference_server.app; harness.cli.build_parser(); "
+         "sys.exit('locust' in sys.modules or 'gevent' in sys.modules)"],
+        cwd=ROOT, timeout=30 * U,
+    )
+    assert probe.returncode == 0, "`chatload serve` (the CLI with every subcommand's options) imports locust or gevent"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with python_server(["-m", "harness.cli", "serve", "--port", str(port), "--idle-timeout", "7"],
+                       f"{base}/healthz") as proc:
+        assert _healthz(base) == (200, {"status": "ok", "online": 0, "waiting": 0})
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10 * U) == 0

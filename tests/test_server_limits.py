@@ -221,3 +221,38 @@ def test_forwarded_header_is_ignored_unless_trusted() -> None:
             await b.expect("pong", T, t=1)  # both are really 127.0.0.1: no ban
 
         run(body)
+
+
+def test_peer_that_never_reads_is_closed_1008_and_its_partner_told() -> None:
+    with reference_server("--rate-limit", "0", "--max-send-buffer", "65536") as (base, _):
+        port = int(base.rsplit(":", 1)[1])
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window fills fast
+        raw.connect(("127.0.0.1", port))
+        try:
+            raw.sendall(
+                b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            join = b'{"type":"join","lang":"slow"}'
+            raw.sendall(bytes((0x81, 0x80 | len(join))) + b"\0\0\0\0" + join)  # masked with a zero key
+
+            async def body(http):
+                sender = await connect(http, base)
+                await sender.send("join", lang="slow")
+                await sender.expect("paired", T)
+                text = "x" * 2000
+                told = asyncio.ensure_future(sender.recv(10 * T))
+                for _ in range(400):  # at most 40 MB; the server gives up on the reader long before
+                    for _ in range(50):
+                        await sender.send("message", text=text)
+                    await asyncio.sleep(0.001)
+                    if told.done():
+                        break
+                assert await told == {"type": "partner_left", "reason": "disconnect"}
+                metrics = await (await http.get(base + "/metrics")).text()
+                assert 'chatload_server_closes_total{code="1008"} 1.0' in metrics
+
+            run(body)
+        finally:
+            raw.close()

@@ -35,7 +35,7 @@ def _wait_exit(proc: Any, timeout: float) -> int:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_drains_then_exits(sig: signal.Signals) -> None:
-    grace, deadline = 1.0, 4.0
+    grace, deadline = 2.0 * U, 5.0 * U  # every check while draining must fit in the grace
     with reference_server("--drain-grace", str(grace), "--drain-timeout", str(deadline)) as (base, proc):
         async def body() -> None:
             async with aiohttp.ClientSession() as http:

@@ -68,7 +68,7 @@ def test_flood_is_rate_limited_then_closed_1008() -> None:
                     break
             pongs = [f for f in frames if f["type"] == "pong"]
             limited = [f for f in frames if f["type"] == "error" and f["code"] == "rate_limited"]
-            assert 5 <= len(pongs) <= 6  # the burst (plus at most one refill)
+            assert 5 <= len(pongs) <= 8  # the burst, plus a refill of 2 a second while the flood arrives
             assert [p["t"] for p in pongs] == list(range(len(pongs)))
             assert len(limited) == 4  # 3 tolerated, the 4th closes
             assert code == 1008
@@ -81,14 +81,14 @@ def test_flood_is_rate_limited_then_closed_1008() -> None:
 
 
 def test_rate_limited_frame_changes_no_state_and_tokens_come_back() -> None:
-    with reference_server("--rate-limit", "10", "--rate-burst", "2", "--abuse-limit", "50") as (base, _):
+    with reference_server("--rate-limit", "1", "--rate-burst", "2", "--abuse-limit", "50") as (base, _):
         async def body(http):
             a, b, _, _ = await pair_up(http, base, "rl")  # join used a's first token
             await a.send("message", text="one")
             await a.send("message", text="two")  # bucket empty: refused
             await b.expect("message", T, text="one")
             await a.expect("error", T, code="rate_limited")
-            await asyncio.sleep(0.5)  # 10 tokens a second: refilled
+            await asyncio.sleep(1.2)  # one token a second: refilled
             await a.send("message", text="three")
             await b.expect("message", T, text="three")
             await b.send("ping", t=1)
@@ -109,7 +109,7 @@ def _wait_closed(sock: socket.socket, timeout: float) -> bytes:
 
 
 def test_socket_that_never_upgrades_is_closed_by_the_deadline() -> None:
-    with reference_server("--handshake-timeout", "0.5") as (base, _):
+    with reference_server("--handshake-timeout", str(U)) as (base, _):
         port = int(base.rsplit(":", 1)[1])
         slow = socket.create_connection(("127.0.0.1", port))
         silent = socket.create_connection(("127.0.0.1", port))
@@ -123,7 +123,7 @@ def test_socket_that_never_upgrades_is_closed_by_the_deadline() -> None:
             async def body(http):
                 # a completed upgrade is not subject to the deadline
                 a = await connect(http, base)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(1.5 * U)
                 await a.send("ping", t="alive")
                 await a.expect("pong", T, t="alive")
                 text = await (await http.get(base + "/metrics")).text()
@@ -137,14 +137,14 @@ def test_socket_that_never_upgrades_is_closed_by_the_deadline() -> None:
 
 
 def test_idle_socket_that_never_joins_is_closed() -> None:
-    with reference_server("--idle-timeout", "0.5") as (base, _):
+    with reference_server("--idle-timeout", str(U)) as (base, _):
         async def body(http):
             idle = await connect(http, base)
             joined = await connect(http, base)
             await joined.send("join", lang="idle")
             await joined.expect("waiting", T)
             assert await idle.close_code(T) == 1000
-            await asyncio.sleep(0.5)  # past the idle deadline, but waiting is not idle
+            await asyncio.sleep(1.2 * U)  # past the idle deadline, but waiting is not idle
             await joined.send("ping", t="w")
             await joined.expect("pong", T, t="w")
             # becoming idle again (leave) restarts the deadline

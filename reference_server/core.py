@@ -61,6 +61,9 @@ class PartnerLeft(NamedTuple):
 
 Effect = Paired | Waiting | PartnerLeft
 
+# NamedTuple's own __new__ is a Python function; tuple.__new__ builds the same object faster.
+_tnew = tuple.__new__
+
 
 class StateError(ValueError):
     """The call is not allowed in the user's current state (the server answers not_allowed)."""
@@ -172,21 +175,45 @@ class PairingCore:
             self._users[user] = u
         elif u.state != IDLE:
             raise StateError(f"join is not allowed while {_STATE_NAMES[u.state]}")
-        u.mode = mode
-        u.lang = lang
-        u.interests = tuple(dict.fromkeys(interests)) if interests else ()
+        if now < self._now:  # inlined _clock: this is the hottest call
+            now = self._now
+        else:
+            self._now = now
+        due = self._due
+        effects: list[Effect] | None = None
+        if due is not None and due <= now:
+            effects = self.tick(now)
         key = (mode, lang)
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = _Pool(key)
+        u.mode = mode
+        u.lang = lang
         u.pool = pool
-        now = self._clock(now)
-        due = self._due
-        if due is not None and due <= now:
-            effects = self.tick(now)
+        if interests or effects is not None:
+            u.interests = tuple(dict.fromkeys(interests)) if interests else ()
+            if effects is None:
+                return self._enqueue(u, now)
             effects.extend(self._enqueue(u, now))
             return effects
-        return self._enqueue(u, now)
+        # Fast path, no interests and no timer due: the same steps as _enqueue, inlined.
+        u.interests = ()
+        self._seq = seq = self._seq + 1
+        u.seq = seq
+        u.joined = now
+        u.open = True
+        q = pool.open
+        if q:
+            blocks = u.blocks
+            for w in q.values():
+                if blocks is not None and blocks.get(w.id, -1.0) > now:
+                    continue
+                return [self._pair(w, u, now)]
+        u.state = WAITING
+        q[user] = u
+        pool.waiting += 1
+        self.waiting_count += 1
+        return [_tnew(Waiting, (user,))]
 
     def next(self, user: Hashable, now: float) -> list[Effect]:
         """End the chat (partner told `next`) and re-enter with the same preferences.
@@ -329,7 +356,7 @@ class PairingCore:
                 self._fallbacks.append((deadline, u, u.seq))
                 if self._due is None or deadline < self._due:
                     self._due = deadline
-        return [Waiting(u.id)]
+        return [_tnew(Waiting, (u.id,))]
 
     def _oldest_open(self, u: _User, now: float) -> _User | None:
         """The longest-waiting open user of u's pool that u may meet."""
@@ -393,7 +420,13 @@ class PairingCore:
     def _pair(self, w: _User, u: _User, now: float, second_queued: bool = False) -> Paired:
         """Pair waiting user `w` with `u` (a newcomer, or also waiting if second_queued)."""
         if w.state == WAITING:
-            self._dequeue(w)
+            if w.interests:
+                self._dequeue(w)
+            else:  # inlined _dequeue for the common case
+                pool = w.pool
+                del pool.open[w.id]  # type: ignore[union-attr]
+                pool.waiting -= 1  # type: ignore[union-attr]
+                self.waiting_count -= 1
         if second_queued and u.state == WAITING:
             self._dequeue(u)
         self._pairs += 1
@@ -408,7 +441,7 @@ class PairingCore:
         if w.interests and u.interests:
             theirs = w.interests
             common = tuple(i for i in u.interests if i in theirs)
-        return Paired(w.id, u.id, pair_id, u.mode, common, w.id, now - w.joined, now - u.joined)
+        return _tnew(Paired, (w.id, u.id, pair_id, u.mode, common, w.id, now - w.joined, now - u.joined))
 
     def _unpair(self, u: _User) -> _User:
         p = u.partner

@@ -250,6 +250,10 @@ class MasterSide:
         """Ask every worker for its final report and wait (bounded) until all answered."""
         expected = {c.id for c in runner.clients.all if c.state != STATE_MISSING}
         runner.send_message(MSG_FLUSH, {"t": time.time_ns()})
+        if gevent.getcurrent() in runner.greenlet:
+            # Stopping from inside Locust's own message loop (e.g. "the last worker quit"):
+            # waiting here would block the very greenlet that receives the finals.
+            return
         deadline = time.monotonic() + self.flush_timeout
         while expected - self.finals and time.monotonic() < deadline:
             gevent.sleep(0.05)
@@ -285,6 +289,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         runner.register_message(MSG_FINAL, on_final)
     if isinstance(runner, LocalRunner):
         gevent.spawn(_local_drain_loop)
+    # Registered after the runner's own quitting listener, so (quitting fires in reverse
+    # order) a worker ships its final report BEFORE Locust tells the master it quits.
+    environment.events.quitting.add_listener(_on_quitting)
 
 
 def _local_drain_loop() -> None:
@@ -337,7 +344,6 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
         _master.dirty = False
 
 
-@events.quitting.add_listener
 def _on_quitting(environment: Any, **_kw: Any) -> None:
     if _worker is not None and isinstance(environment.runner, WorkerRunner) and not _worker.final_sent:
         # Stopping on our own (e.g. SIGINT to the whole group): ship what we have.

@@ -121,3 +121,25 @@ def test_gave_up_searches_become_tickets() -> None:
     [t] = doc["tickets"]
     assert t["t_paired"] is None and t["t_gave_up"] == pytest.approx((T0 + 2 * S) / S) and t["lang"] == "de"
     assert doc["users"]["gave_up"] == 1
+
+
+# -- scenario parameters (they shape every run the results describe) -------------------------
+def test_behaviour_params_defaults_overrides_and_typos(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from harness.behaviour import Behaviour, BehaviourParams, params_from_env
+
+    monkeypatch.setenv("CHATLOAD_SCENARIO_PARAMS", json.dumps({"chat_median_s": 1.5, "think_time_s": [0, 0.1]}))
+    p = params_from_env({"chat_median_s": 9.0, "end_next": 1.0, "end_leave": 0.0, "end_disconnect": 0.0})
+    assert p.chat_median_s == 1.5 and p.think_time_s == (0, 0.1) and p.end_next == 1.0
+    b1, b2 = Behaviour(p, random.Random("s/u1")), Behaviour(p, random.Random("s/u1"))
+    assert b1.preferences() == b2.preferences()  # seeded: reproducible
+    assert {b1.end_action() for _ in range(50)} == {"next"}
+    assert 0 <= b1.think_time() <= 0.1
+    with pytest.raises(ValueError, match="unknown scenario parameter 'chat_mediam_s'"):
+        BehaviourParams.build(overrides={"chat_mediam_s": 2})
+    with pytest.raises(ValueError, match="4 KiB"):
+        BehaviourParams.build(overrides={"sdp_bytes": [3000, 5000]})
+    monkeypatch.setenv("CHATLOAD_SCENARIO_PARAMS", "[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        params_from_env()

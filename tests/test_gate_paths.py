@@ -56,3 +56,11 @@ def test_validate_path():
                                              (float("nan"), None), (float("inf"), None), ([1], None)])
 def test_as_number(value, expected):
     assert as_number(value) == expected
+
+
+def test_histograms_named_after_the_kind_are_found():
+    h = LogHistogram()
+    h.record_many(np.arange(1, 101, dtype=float))
+    results = {"histograms": {"pair": h.to_dict(), "signal_rtt": h.to_dict()}}
+    assert lookup(results, "pair_latency_ms.p95") == pytest.approx(95.0, rel=0.01)
+    assert lookup(results, "signal_rtt_ms.p50") == pytest.approx(50.0, rel=0.02)

@@ -51,6 +51,7 @@ def _fmt(v: float | None) -> str:
 
 
 def _missing(check: Check, what: str, value: float | None = None, bound: float | None = None) -> CheckResult:
+    bound = check.value if bound is None else bound
     if check.optional:
         return CheckResult(check.name, value, bound, True, f"skipped: {what} (optional)", skipped=True,
                            metric=check.metric, op=check.op)

@@ -172,11 +172,13 @@ def lookup(results: Mapping[str, Any], path: str) -> Any:
 
 
 def histogram_for(results: Mapping[str, Any], section: str) -> Mapping[str, Any] | None:
-    """The raw histogram dict behind a latency section (named as the section, or without `_ms`)."""
+    """The raw histogram dict behind a latency section (`pair_latency_ms` -> "pair")."""
     hists = results.get("histograms")
     if not isinstance(hists, Mapping):
         return None
-    for name in (section, section.removesuffix("_ms")):
+    # results.json names them after the kind ("pair", "relay", "signal_rtt"); accept the
+    # section's own name and the name without the unit too.
+    for name in (section, section.removesuffix("_ms"), section.removesuffix("_ms").removesuffix("_latency")):
         h = hists.get(name)
         if isinstance(h, Mapping):
             return h

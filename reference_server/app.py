@@ -100,7 +100,8 @@ class WsLink:
             return
         self.pending = None
         transport = self.transport
-        if transport is not None and not transport.is_closing():
+        # After aiohttp sent a close frame itself (1009, failed heartbeat), data must not follow.
+        if transport is not None and not transport.is_closing() and not self.ws.closed:
             transport.write(b"".join(pending))
 
     def close(self, code: int, reason: str) -> None:

@@ -355,7 +355,6 @@ def finalize_results(out_dir: Path, stop_reason: str) -> tuple[dict[str, Any] | 
     run["stop_reason"] = stop_reason
     if source != "results.json":
         run["results_source"] = source
-        run["partial"] = True
     write_json(final, results)
     return results, final
 

@@ -37,6 +37,9 @@ class Scenario:
     path: Path
     user_classes: list[str] = field(default_factory=list)
     has_shape: bool = False
+    # The scenario's suggested run shape (module-level RUN_DEFAULTS: users, spawn_rate,
+    # duration_s); command-line options win.
+    run_defaults: dict[str, float] = field(default_factory=dict)
 
 
 def scenarios_dir() -> Path:
@@ -88,11 +91,16 @@ def check_syntax(path: Path) -> ast.Module:
 
 # Runs in a fresh interpreter: import the file the way Locust does and list what it holds.
 _INSPECT = r"""
-import json, sys
+import json, os, sys
 from locust.util.load_locustfile import load_locustfile
 users, shapes = load_locustfile(sys.argv[1])
-print("CHATLOAD-INSPECT " + json.dumps({"users": sorted(users), "shapes": len(shapes)}))
+name = os.path.splitext(os.path.basename(sys.argv[1]))[0]
+module = sys.modules.get("locustfile" if name == "locust" else name)
+defaults = getattr(module, "RUN_DEFAULTS", None)
+defaults = {k: v for k, v in defaults.items() if isinstance(v, (int, float))} if isinstance(defaults, dict) else {}
+print("CHATLOAD-INSPECT " + json.dumps({"users": sorted(users), "shapes": len(shapes), "defaults": defaults}))
 """
+RUN_DEFAULT_KEYS = ("users", "spawn_rate", "duration_s")
 
 
 def inspect(path: Path, env: dict[str, str], timeout: float = INSPECT_TIMEOUT_S) -> Scenario:
@@ -115,11 +123,20 @@ def inspect(path: Path, env: dict[str, str], timeout: float = INSPECT_TIMEOUT_S)
         if line.startswith("CHATLOAD-INSPECT "):
             report = json.loads(line.split(" ", 1)[1])
     if proc.returncode != 0 or report is None:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-        raise ScenarioError(f"scenario {path} failed to import:\n{tail}")
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        last = lines[-1] if lines else f"exit code {proc.returncode}"
+        tail = "\n".join("    " + line for line in lines[-8:])
+        raise ScenarioError(f"scenario {path} failed to import: {last}\n{tail}")
     if not report["users"]:
         raise ScenarioError(f"scenario {path} defines no Locust User class (a subclass of locust.User with tasks)")
-    return Scenario(name=path.stem, path=path, user_classes=report["users"], has_shape=report["shapes"] > 0)
+    defaults = {k: v for k, v in report.get("defaults", {}).items() if k in RUN_DEFAULT_KEYS and v > 0}
+    return Scenario(
+        name=path.stem,
+        path=path,
+        user_classes=report["users"],
+        has_shape=report["shapes"] > 0,
+        run_defaults=defaults,
+    )
 
 
 def parse_value(text: str) -> Any:

@@ -67,17 +67,28 @@ def violations_total(results: dict[str, Any] | None) -> int:
 
 
 def progress_counts(partial: dict[str, Any] | None) -> dict[str, Any]:
-    """Pairs, messages, online users and violations so far, from a results.partial.json."""
-    last = _get(partial, "timeline")
-    point = last[-1] if isinstance(last, list) and last and isinstance(last[-1], dict) else {}
-    online = point.get("online")
-    if online is None:
-        online = _get(partial, "users", "current")
+    """Elapsed time, pairs, messages, online users and violations so far, from results.partial.json.
+
+    Timeline points are per-second values and the newest one is usually still filling
+    up, so "online" comes from the one before it.
+    """
+    timeline = _get(partial, "timeline")
+    points = [p for p in timeline if isinstance(p, dict)] if isinstance(timeline, list) else []
+    settled = points[-2] if len(points) >= 2 else (points[-1] if points else {})
+    pairs = _get(partial, "throughput", "pairs")
+    if pairs is None:
+        pairs = _get(partial, "users", "chats")
+    messages = _get(partial, "throughput", "messages")
+    if messages is None:
+        messages = _get(partial, "relay_latency_ms", "count")
+    elapsed = _get(partial, "run", "elapsed_s")
+    if elapsed is None and points:
+        elapsed = points[-1].get("t")
     return {
-        "t": point.get("t"),
-        "pairs": _get(partial, "pair_latency_ms", "count"),
-        "messages": _get(partial, "relay_latency_ms", "count"),
-        "online": online,
+        "t": elapsed,
+        "pairs": int(pairs) if isinstance(pairs, float) and pairs.is_integer() else pairs,
+        "messages": messages,
+        "online": settled.get("online"),
         "violations": violations_total(partial) if partial else None,
     }
 
@@ -85,7 +96,9 @@ def progress_counts(partial: dict[str, Any] | None) -> dict[str, Any]:
 def format_progress(partial: dict[str, Any] | None, elapsed_s: float, duration_s: float) -> str:
     """One line: elapsed/duration, pairs, messages, online, violations."""
     c = progress_counts(partial)
-    t = c["t"] if isinstance(c["t"], (int, float)) else elapsed_s
+    if partial is None:
+        return f"  [{elapsed_s:5.0f}s] starting: no results yet"
+    t = c["t"] if isinstance(c["t"], (int, float)) and c["t"] >= 0 else elapsed_s
     return (
         f"  [{t:5.0f}s/{duration_s:g}s] pairs {_num(c['pairs'])}  messages {_num(c['messages'])}  "
         f"online {_num(c['online'])}  violations {_num(c['violations'])}"
@@ -128,7 +141,7 @@ def format_summary(results: dict[str, Any], paths: dict[str, str] | None = None)
         lines.append("  INTERRUPTED: results gathered until Ctrl-C")
     elif run.get("stop_reason") not in (None, "completed"):
         lines.append(f"  STOPPED EARLY: {run['stop_reason']}")
-    if run.get("partial"):
+    if run.get("results_source") == "results.partial.json":
         lines.append("  (from the last results.partial.json: the Locust master did not finish)")
 
     lines.append("")
@@ -145,19 +158,24 @@ def format_summary(results: dict[str, Any], paths: dict[str, str] | None = None)
     lines.append(
         f"throughput     pairs/s {_num(thr.get('pairs_per_s'))}   messages/s {_num(thr.get('messages_per_s'))}"
     )
-    lines.append(
-        f"users          peak concurrent {_num(users.get('peak_concurrent'))}   sessions {_num(users.get('sessions'))}"
-    )
+    line = f"users          peak concurrent {_num(users.get('peak_concurrent'))}   sessions {_num(users.get('sessions'))}"
+    for key in ("chats", "gave_up"):
+        if key in users:
+            line += f"   {key.replace('_', ' ')} {_num(users[key])}"
+    lines.append(line)
 
     corr = results.get("correctness") or {}
     total = violations_total(results)
     lines.append("")
     lines.append(f"correctness    violations_total {total}" + ("   OK" if total == 0 else "   VIOLATIONS"))
     examples = corr.get("examples") or {}
-    for name in CORRECTNESS:
+    extra = [k for k, v in corr.items() if k not in CORRECTNESS and k != "violations_total" and isinstance(v, (int, float))]
+    names = [*CORRECTNESS, *extra]
+    width = max(len(n) for n in names) + 2
+    for name in names:
         value = corr.get(name)
         mark = "  <-- " if isinstance(value, (int, float)) and value > 0 else ""
-        lines.append(f"  {name:<22}{_num(value):>8}{mark}")
+        lines.append(f"  {name:<{width}}{_num(value):>6}{mark}")
         if mark:
             for ex in (examples.get(name) or [])[:MAX_EXAMPLES_SHOWN]:
                 lines.append(f"      e.g. {_example(ex)}")

@@ -26,11 +26,12 @@ def _results(**corr: int) -> dict:
         "relay_latency_ms": _hist(56789, 0.75),
         "partner_left_latency_ms": _hist(600, 0.5),
         "signal_rtt_ms": {"count": 0, "p50": None, "p90": None, "p99": None, "p999": None, "max": None},
-        "throughput": {"pairs_per_s": 61.7, "messages_per_s": 5678.9},
-        "users": {"peak_concurrent": 40, "sessions": 77},
+        "throughput": {"pairs": 617.0, "messages": 56789, "pairs_per_s": 61.7, "messages_per_s": 5678.9},
+        "users": {"peak_concurrent": 40, "sessions": 77, "chats": 1234, "gave_up": 5},
         "correctness": counters,
         "errors": {"connect": 2, "unexpected_error": 1, "total": 3},
-        "timeline": [{"t": 1.0, "online": 10, "pairs": 5}, {"t": 2.0, "online": 38, "pairs": 9}],
+        # per-second points; the newest one is still filling up
+        "timeline": [{"t": 0, "online": 10, "pairs": 5.0}, {"t": 1, "online": 38, "pairs": 9.0}, {"t": 2, "online": 3, "pairs": 0.0}],
     }
 
 
@@ -49,7 +50,7 @@ def test_summary_shows_every_latency_kind_with_its_percentiles() -> None:
 def test_summary_shows_throughput_users_errors_and_paths() -> None:
     text = format_summary(_results(), {"results": "out/results.json"})
     assert "pairs/s 61.7" in text and "messages/s 5,678.9" in text
-    assert "peak concurrent 40" in text and "sessions 77" in text
+    assert "peak concurrent 40" in text and "sessions 77" in text and "chats 1,234" in text and "gave up 5" in text
     assert "errors         total 3" in text
     assert any(line.split() == ["connect", "2"] for line in text.splitlines())
     assert "out/results.json" in text
@@ -77,10 +78,10 @@ def test_violations_are_marked_with_their_examples() -> None:
 
 def test_partial_and_interrupted_runs_are_labelled() -> None:
     r = _results()
-    r["run"].update(interrupted=True, stop_reason="interrupted", partial=True)
+    r["run"].update(interrupted=True, stop_reason="interrupted", results_source="results.partial.json")
     text = format_summary(r)
     assert "INTERRUPTED" in text and "results.partial.json" in text
-    r["run"].update(interrupted=False, stop_reason="backend_unreachable", partial=False)
+    r["run"].update(interrupted=False, stop_reason="backend_unreachable", results_source=None)
     assert "STOPPED EARLY: backend_unreachable" in format_summary(r)
 
 
@@ -100,11 +101,20 @@ def test_violations_total_falls_back_to_the_sum_of_counters() -> None:
 
 def test_progress_line_reads_the_partial_results() -> None:
     r = _results(ghost_match=2)
-    assert progress_counts(r) == {"t": 2.0, "pairs": 1234, "messages": 56789, "online": 38, "violations": 2}
+    r["run"]["elapsed_s"] = 12.4
+    assert progress_counts(r) == {"t": 12.4, "pairs": 617, "messages": 56789, "online": 38, "violations": 2}
     line = format_progress(r, elapsed_s=99.0, duration_s=30.0)
-    assert line.split() == ["[", "2s/30s]", "pairs", "1,234", "messages", "56,789", "online", "38", "violations", "2"]
+    assert line.split() == ["[", "12s/30s]", "pairs", "617", "messages", "56,789", "online", "38", "violations", "2"]
+
+
+def test_progress_line_falls_back_to_the_timeline_and_histogram_counts() -> None:
+    r = _results()
+    del r["throughput"]
+    r["users"].pop("chats")
+    c = progress_counts(r)
+    assert c["t"] == 2 and c["messages"] == 56789 and c["pairs"] is None
 
 
 def test_progress_line_before_any_partial_results() -> None:
     line = format_progress(None, elapsed_s=3.4, duration_s=30.0)
-    assert "3s/30s" in line and "pairs -" in line and "violations -" in line
+    assert line.split() == ["[", "3s]", "starting:", "no", "results", "yet"]

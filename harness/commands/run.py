@@ -69,9 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--target", metavar="URL",
         help="WebSocket URL of the backend (ws://host:port/ws); default: start the reference server on 127.0.0.1",
     )  # fmt: skip
-    parser.add_argument("--users", type=_positive_int, default=10, help="concurrent virtual users (default 10)")
-    parser.add_argument("--spawn-rate", type=_positive_float, default=None, help="users started per second (default: all within about 1 s)")
-    parser.add_argument("--duration", type=parse_duration, default=30.0, help="run time: 30, 30s, 2m, 1m30s (default 30s)")
+    parser.add_argument("--users", type=_positive_int, default=None, help="concurrent virtual users (default: the scenario's, else 10)")
+    parser.add_argument("--spawn-rate", type=_positive_float, default=None, help="users started per second (default: the scenario's, else all within about 1 s)")
+    parser.add_argument("--duration", type=parse_duration, default=None, help="run time: 30, 30s, 2m, 1m30s (default: the scenario's, else 30s)")
     parser.add_argument("--workers", type=_positive_int, default=None, help="Locust worker processes (default: one per CPU core)")
     parser.add_argument("--seed", type=_seed, default=None, help="random seed (default: a random one, printed and recorded)")
     parser.add_argument("--out", metavar="DIR", default=None, help="output directory (default ./chatload-out/<timestamp>)")
@@ -116,13 +116,17 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
 
     out_dir = Path(args.out) if args.out else default_out_dir()
+    defaults = scenario.run_defaults
+    users = args.users or int(defaults.get("users", 10))
+    spawn_rate = args.spawn_rate or float(defaults.get("spawn_rate", users))
+    duration = args.duration or float(defaults.get("duration_s", 30.0))
     cfg = RunConfig(
         scenario=scenario,
         scenario_label=args.scenario if not args.scenario.endswith(".py") else str(path),
         target=target,
-        users=args.users,
-        spawn_rate=args.spawn_rate if args.spawn_rate is not None else float(args.users),
-        duration_s=args.duration,
+        users=users,
+        spawn_rate=spawn_rate,
+        duration_s=duration,
         workers=args.workers or os.cpu_count() or 1,
         seed=seed,
         out_dir=out_dir.resolve(),

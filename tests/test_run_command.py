@@ -20,7 +20,7 @@ from harness.commands.run import parse_duration
 from harness.scenario_files import ScenarioError, build_params, parse_param
 from tests.support import ROOT, free_port, reference_server, time_unit
 
-SWARM_SCENARIO = "smoke" if (ROOT / "scenarios" / "smoke.py").exists() else str(ROOT / "tests" / "data" / "tiny_locustfile.py")
+SWARM_SCENARIO = "smoke"
 
 
 def chatload(*args: str, timeout: float) -> subprocess.CompletedProcess:
@@ -153,7 +153,6 @@ def test_bad_arguments(args: list[str], message: str) -> None:
     assert message in proc.stderr
 
 
-@pytest.mark.skipif(not (ROOT / "scenarios" / "smoke.py").exists(), reason="needs scenarios/smoke.py")
 def test_unknown_scenario_parameter_is_a_usage_error() -> None:
     proc = chatload("smoke", "--target", "ws://127.0.0.1:9/ws", "--param", "no_such_knob=1", timeout=60 * time_unit())
     assert proc.returncode == 2

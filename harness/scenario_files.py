@@ -91,10 +91,17 @@ def check_syntax(path: Path) -> ast.Module:
 
 # Runs in a fresh interpreter: import the file the way Locust does and list what it holds.
 _INSPECT = r"""
-import json, os, sys
+import json, os, sys, traceback
 from locust.util.load_locustfile import load_locustfile
-users, shapes = load_locustfile(sys.argv[1])
-name = os.path.splitext(os.path.basename(sys.argv[1]))[0]
+path = sys.argv[1]
+try:
+    users, shapes = load_locustfile(path)
+except BaseException as exc:  # SystemExit from a scenario counts too
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = next((f"{f.filename}:{f.lineno}" for f in reversed(frames) if f.filename == path), None)
+    print("CHATLOAD-INSPECT-ERROR " + json.dumps({"error": f"{type(exc).__name__}: {exc}", "where": where}))
+    sys.exit(1)
+name = os.path.splitext(os.path.basename(path))[0]
 module = sys.modules.get("locustfile" if name == "locust" else name)
 defaults = getattr(module, "RUN_DEFAULTS", None)
 defaults = {k: v for k, v in defaults.items() if isinstance(v, (int, float))} if isinstance(defaults, dict) else {}
@@ -118,10 +125,15 @@ def inspect(path: Path, env: dict[str, str], timeout: float = INSPECT_TIMEOUT_S)
         )
     except subprocess.TimeoutExpired:
         raise ScenarioError(f"importing scenario {path} took over {timeout:.0f}s") from None
-    report = None
+    report = failure = None
     for line in proc.stdout.splitlines():
         if line.startswith("CHATLOAD-INSPECT "):
             report = json.loads(line.split(" ", 1)[1])
+        elif line.startswith("CHATLOAD-INSPECT-ERROR "):
+            failure = json.loads(line.split(" ", 1)[1])
+    if failure is not None:
+        where = f" (at {failure['where']})" if failure.get("where") else ""
+        raise ScenarioError(f"scenario {path} failed to import{where}: {failure['error']}")
     if proc.returncode != 0 or report is None:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
         last = lines[-1] if lines else f"exit code {proc.returncode}"

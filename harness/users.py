@@ -1,9 +1,11 @@
 """Virtual chat users for the reference protocol (Locust User classes).
 
-Each `ChatUser` runs two greenlets over one WebSocket:
-- the reader (`_read_loop`) takes frames as they arrive, timestamps them, feeds the
-  sans-I/O protocol client and the user's `UserView` (ledger + local checks + latency
-  histograms), and answers what must be answered at once (its token on `paired`, the
+Each `ChatUser` talks to the backend through an adapter (harness/adapters: the reference
+protocol by default, or jsonws / socketio / omegle with a mapping, chosen by
+CHATLOAD_PROTOCOL and CHATLOAD_MAPPING) and runs two kinds of greenlets:
+- the adapter's reader pushes events as they arrive, timestamped per batch, into
+  `on_events`, which feeds the user's `UserView` (ledger + local checks + latency
+  histograms) and answers what must be answered at once (its token on `paired`, the
   WebRTC answer to an offer);
 - the driver (the Locust task) does what the behaviour says: join, chat (messages at a
   rate, typing, offer and ICE candidates in video mode), then next / leave / disconnect,
@@ -28,9 +30,9 @@ from gevent import GreenletExit
 from gevent.event import Event
 from locust import User, task
 
+from harness import adapters as adapters_mod
 from harness import behaviour as behaviour_mod
 from harness import protocol_client as pc_mod
-from harness import wsclient
 from harness.ledger import (
     END_DISCONNECT,
     END_LEAVE,
@@ -106,9 +108,9 @@ class ChatUser(User):
         seed = os.environ.get("CHATLOAD_SEED", "")
         self.beh = behaviour_mod.Behaviour(self.params, random.Random(f"{seed}/{self.user_id}"))
         self.view = UserView(self.user_id, WORKER.ledger, WORKER.metrics, type(self).__name__)
-        self.conn: wsclient.WSConnection | None = None
-        self.proto: pc_mod.ReferenceClient | None = None
-        self.reader: gevent.Greenlet | None = None
+        self.spec = adapters_mod.from_env()
+        self.adapter: adapters_mod.Adapter | None = None
+        self.proto: pc_mod.ReferenceClient | None = None  # the adapter's state machine
         self.changed = Event()
         self.barrier_seq = 0
         self.barrier_wait: int | None = None
@@ -139,26 +141,18 @@ class ChatUser(User):
             WORKER.metrics.error("harness_error:LocalProtocolError")
         self._drop_connection(graceful=True)
 
-    # -- connection -------------------------------------------------------------------
+    # -- connection (through the adapter chosen by CHATLOAD_PROTOCOL / CHATLOAD_MAPPING) ----
     def _target(self) -> str:
-        url = os.environ.get("CHATLOAD_TARGET") or self.host or self.environment.host or ""
-        if url.startswith("http://"):
-            url = "ws://" + url[len("http://"):]
-        elif url.startswith("https://"):
-            url = "wss://" + url[len("https://"):]
-        if url.startswith(("ws://", "wss://")) and url.count("/") == 2:
-            url += "/ws"
-        return url
+        """The run's target as given; the adapter turns it into its own URL(s)."""
+        return os.environ.get("CHATLOAD_TARGET") or self.host or self.environment.host or ""
 
     def _connect(self) -> bool:
         t0 = _ns()
+        adapter = self.spec.make()
         try:
-            conn = wsclient.connect(self._target(), timeout=self.params.connect_timeout_s)
-            proto = pc_mod.ReferenceClient()
-            ev = proto.receive(conn.recv())
-            if not isinstance(ev, pc_mod.Welcome):
-                raise wsclient.ProtocolError(f"first frame was {ev!r}, not welcome")
+            adapter.connect(self._target(), self.params.connect_timeout_s, self)
         except Exception as exc:  # noqa: BLE001 - every failure to connect counts the same
+            adapter.close(graceful=False)
             WORKER.metrics.error("connect_failed")
             self.environment.events.request.fire(
                 request_type="chat", name="connect", response_time=(_ns() - t0) / 1e6,
@@ -168,69 +162,47 @@ class ChatUser(User):
         t1 = _ns()
         WORKER.metrics.sample("connect", (t1 - t0) / 1e6)
         WORKER.metrics.count("sessions")
-        conn.settimeout(None)
-        self.conn, self.proto = conn, proto
+        for cap in adapter.capabilities.missing():
+            # The master turns these into correctness.unchecked (harness/results.py).
+            WORKER.metrics.count(f"{adapters_mod.LACKS_PREFIX}{cap}")
+        self.adapter, self.proto = adapter, adapter.proto
         self.closing = False
         self.view.new_session()
-        self.reader = gevent.spawn(self._read_loop, conn, proto)
         return True
 
     def _drop_connection(self, graceful: bool) -> None:
         self.closing = True
-        reader, conn = self.reader, self.conn
-        self.reader = self.conn = None
-        if reader is not None and reader is not gevent.getcurrent():
-            reader.kill(block=True)
-        if conn is not None:
-            if graceful:
-                try:
-                    conn.close(timeout=1.0)
-                except Exception:  # noqa: BLE001 - closing a broken socket
-                    conn.abort()
-            else:
-                conn.abort()
+        adapter, self.adapter = self.adapter, None
+        if adapter is not None:
+            adapter.close(graceful=graceful)
 
     def _send(self, *frames: dict) -> bool:
-        conn = self.conn
-        if conn is None:
-            return False
-        try:
-            if len(frames) == 1:
-                conn.send_json(frames[0])
-            else:
-                conn.send_json_many(list(frames))
-            return True
-        except wsclient.ConnectionClosed:
-            return False
+        adapter = self.adapter
+        return adapter is not None and adapter.send(*frames)
 
-    # -- the reader greenlet ------------------------------------------------------------
-    def _read_loop(self, conn: wsclient.WSConnection, proto: pc_mod.ReferenceClient) -> None:
+    # -- what the adapter delivers (its reader greenlet calls these) ------------------------
+    def on_events(self, events: list, now: int) -> None:
         view = self.view
-        try:
-            while True:
-                frames = conn.recv_many()
-                now = _ns()
-                for frame in frames:
-                    ev = proto.receive(frame)
-                    cls = type(ev)
-                    if cls is pc_mod.Message:
-                        text = ev.text
-                        view.on_text(now, text)
-                        if text.startswith("~tok"):
-                            self.changed.set()
-                    else:
-                        self._on_event(ev, now)
-        except (wsclient.ConnectionClosed, wsclient.ProtocolError, OSError) as exc:
-            if not self.closing:
-                code = getattr(exc, "code", None)
-                WORKER.metrics.error(f"connection_lost:{code}" if code else "connection_lost")
-                view.connection_lost(_ns())
-                self.changed.set()
-        except Exception as exc:  # noqa: BLE001 - a harness bug must not hang the driver
-            logger.exception("chat user %s: reader failed", self.user_id)
+        for ev in events:
+            if type(ev) is pc_mod.Message:
+                text = ev.text
+                view.on_text(now, text)
+                if text.startswith("~tok"):
+                    self.changed.set()
+            else:
+                self._on_event(ev, now)
+
+    def on_lost(self, exc: BaseException) -> None:
+        if self.closing:
+            return
+        if isinstance(exc, adapters_mod.ConnectionLost):
+            code = exc.code
+            WORKER.metrics.error(f"connection_lost:{code}" if code else "connection_lost")
+        else:  # a harness bug must not hang the driver
+            logger.error("chat user %s: reader failed", self.user_id, exc_info=exc)
             WORKER.metrics.error(f"harness_error:{type(exc).__name__}")
-            view.connection_lost(_ns())
-            self.changed.set()
+        self.view.connection_lost(_ns())
+        self.changed.set()
 
     def _on_event(self, ev: Any, now: int) -> None:
         view = self.view
@@ -281,11 +253,16 @@ class ChatUser(User):
         self.changed.wait(timeout)
         self.changed.clear()
 
+    def _ending(self, how: str) -> str:
+        """next/leave/disconnect as this backend can do it (e.g. no next: leave)."""
+        adapter = self.adapter
+        return how if adapter is None else adapter.ending(how)
+
     def _alive(self) -> bool:
-        return self.conn is not None and self.view.state != "closed"
+        return self.adapter is not None and self.view.state != "closed"
 
     def _session_loop(self) -> None:
-        mode, lang, interests = self.beh.preferences()
+        mode, lang, interests = self.adapter.adapt_preferences(*self.beh.preferences())
         while self._alive():
             state = self.proto.state
             if state == pc_mod.IDLE:
@@ -321,7 +298,7 @@ class ChatUser(User):
             if remaining > 0:
                 self._wait(remaining)
                 continue
-            how = self.beh.give_up_action()
+            how = self._ending(self.beh.give_up_action())
             WORKER.metrics.count(f"gave_up_{how}")
             t = _ns()
             if how == "disconnect":
@@ -441,7 +418,7 @@ class ChatUser(User):
         return "ended"
 
     def _end_chat(self) -> str:
-        how = self.beh.end_action()
+        how = self._ending(self.beh.end_action())
         t = _ns()
         WORKER.metrics.count(f"end_{how}")
         if how == "disconnect":

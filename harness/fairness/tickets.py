@@ -120,13 +120,13 @@ class TicketTable:
         return table
 
     @classmethod
-    def from_arrays(cls, *, t_end: float | None = None, peer_ticket: np.ndarray | None = None,
+    def from_arrays(klass, *, t_end: float | None = None, peer_ticket: np.ndarray | None = None,
                     via_interest: np.ndarray | None = None, t_chat_end: np.ndarray | None = None,
                     match_window_s: float = 2.0, **cols: Any) -> "TicketTable":
         """Build from columns (the simulator). Missing peer_ticket/via_interest are derived."""
         n = len(cols["t_join"])
         as_f = lambda k: np.asarray(cols[k], dtype=np.float64)  # noqa: E731
-        table = cls(
+        table = klass(
             user=np.asarray(cols["user"], dtype=np.int64),
             cls=np.asarray(cols.get("cls", np.zeros(n)), dtype=np.int16),
             mode=np.asarray(cols.get("mode", np.zeros(n)), dtype=np.int16),

@@ -28,6 +28,36 @@ DEFAULT_DEADLINE_MS = 5000.0
 _EXPECTED_REASON = {END_NEXT: "next", END_LEAVE: "leave", "disconnect": "disconnect", END_ABANDONED: "leave"}
 #: partner_left reasons that mean "the partner acted", so every message it sent before arrived.
 _PARTNER_ACTED = frozenset({"next", "leave", "report"})
+#: What cannot be checked (fully) when the backend lacks a capability (harness/adapters):
+#: capability -> [(check, reason, partial)]. A partial check still runs; a full one is skipped.
+UNCHECKED_WHEN_LACKING: dict[str, list[tuple[str, str, bool]]] = {
+    "partner_left": [
+        ("missing_partner_left", "the backend never tells a user that the partner left", False),
+        ("wrong_partner_left_reason", "the backend never tells a user that the partner left", False),
+        ("partner_left_latency", "the backend never tells a user that the partner left", False),
+    ],
+    "partner_left_reason": [
+        ("wrong_partner_left_reason", "partner_left carries no reason", False),
+        ("lost_messages", "partner_left carries no reason: only gaps count, not trailing messages", True),
+    ],
+    "barrier": [
+        ("after_end_delivery", "no ping barrier: frames of a chat we ended are allowed for a fixed delay", True),
+    ],
+    "video": [("signal_rtt", "the backend has no video signalling", False)],
+    "typing": [("typing", "the backend has no typing indicator: never sent, never checked", False)],
+    "interests": [("interests", "the backend has no interests: users join without them", False)],
+}
+
+
+def unchecked_for(lacking: Iterable[str]) -> list[dict[str, Any]]:
+    """The checks a backend lacking these capabilities does not allow, with reasons."""
+    out: dict[str, dict[str, Any]] = {}
+    for cap in lacking:
+        for check_name, reason, partial in UNCHECKED_WHEN_LACKING.get(cap, []):
+            if check_name in out and not out[check_name]["partial"]:
+                continue
+            out[check_name] = {"check": check_name, "reason": reason, "partial": partial}
+    return [out[k] for k in sorted(out)]
 
 
 class _Tally:
@@ -83,6 +113,7 @@ def check(
     local_examples: Mapping[str, list[dict[str, Any]]] | None = None,
     deadline_ms: float = DEFAULT_DEADLINE_MS,
     max_examples: int = MAX_EXAMPLES,
+    skip: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Run every global check over the merged records and fold in the local incidents.
 
@@ -91,6 +122,10 @@ def check(
     """
     deadline_ns = int(deadline_ms * 1e6)
     tally = _Tally(max_examples)
+    skip = frozenset(skip)  # kinds the backend cannot support (unchecked_for): never counted
+    if skip:
+        local_counts = {k: v for k, v in (local_counts or {}).items() if k not in skip}
+        local_examples = {k: v for k, v in (local_examples or {}).items() if k not in skip}
     tally.add_local(local_counts or {}, local_examples or {})
     by_key: dict[tuple[str, int], Mapping[str, Any]] = {}
     claims: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
@@ -173,11 +208,13 @@ def check(
             continue
         o_end, o_t = other.get("end"), other.get("t_end")
         if o_end == END_PARTNER_LEFT:
-            if other.get("reason") != expected_reason:
+            if other.get("reason") != expected_reason and "wrong_partner_left_reason" not in skip:
                 tally.add("wrong_partner_left_reason", other["u"], o_t,
                           f"{_name(peer)} got partner_left ({other.get('reason')}) but {_name(me)} did {end}")
             elif end in (END_NEXT, END_LEAVE) and o_t is not None:
                 partner_left_ms.append((o_t - rec["t_end"]) / 1e6)
+        elif "missing_partner_left" in skip:
+            continue
         elif o_end not in (END_ABANDONED, END_REPAIRED) and o_t is not None and o_t - rec["t_end"] > deadline_ns:
             tally.add("missing_partner_left", other["u"], rec["t_end"] + deadline_ns,
                       f"{_name(me)} did {end}, but {_name(peer)} stayed {(o_t - rec['t_end']) / 1e6:.0f} ms"

@@ -115,6 +115,7 @@ class WsLink:
 HUB_KEY = web.AppKey("hub", Hub)
 DEADLINE_KEY = web.AppKey("deadline", HandshakeDeadline)
 FLUSHER_KEY = web.AppKey("flusher", Flusher)
+REGISTRY_KEY = web.AppKey("registry", object)  # the Prometheus registry, so more collectors can join it
 
 
 def client_address(request: web.Request, settings: Settings) -> str:
@@ -207,6 +208,7 @@ def build_app(hub: Hub, deadline: HandshakeDeadline) -> web.Application:
     app.router.add_get("/ws", ws_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", _metrics_handler(registry))
+    app[REGISTRY_KEY] = registry
     return app
 
 
@@ -236,10 +238,17 @@ class _Lazy:
         return self.target()
 
 
-async def serve(settings: Settings, on_ready: Callable[[str], None] | None = None) -> None:
-    """Run the server until SIGTERM/SIGINT, then drain and return within drain_timeout."""
+async def serve(settings: Settings, on_ready: Callable[[str], None] | None = None, *,
+                make_hub: Callable[[Settings, asyncio.AbstractEventLoop], Hub] = Hub,
+                on_app: Callable[[web.Application], None] | None = None,
+                reuse_port: bool = False, extra_ports: tuple[int, ...] = ()) -> None:
+    """Run the server until SIGTERM/SIGINT, then drain and return within drain_timeout.
+
+    The keywords serve the multi-process mode (reference_server/cluster_worker.py): a
+    worker's hub, its extra routes, a port shared with SO_REUSEPORT, per-worker test ports.
+    """
     loop = asyncio.get_running_loop()
-    hub = Hub(settings, loop)
+    hub = make_hub(settings, loop)
 
     def on_handshake_timeout() -> None:
         hub.stats.handshake_timeouts += 1
@@ -247,6 +256,8 @@ async def serve(settings: Settings, on_ready: Callable[[str], None] | None = Non
     lazy = _Lazy()
     deadline = HandshakeDeadline(lazy, settings.handshake_timeout, loop, on_handshake_timeout)
     app = build_app(hub, deadline)
+    if on_app is not None:
+        on_app(app)
     grace = min(settings.drain_grace, settings.drain_timeout * 0.5)
     runner = web.AppRunner(
         app,
@@ -258,7 +269,9 @@ async def serve(settings: Settings, on_ready: Callable[[str], None] | None = Non
     await runner.setup()
     assert runner.server is not None
     lazy.target = runner.server
-    listener = await loop.create_server(deadline, settings.host, settings.port, reuse_address=True, backlog=2048)
+    listener = await loop.create_server(deadline, settings.host, settings.port, reuse_address=True, backlog=2048,
+                                        reuse_port=reuse_port or None)
+    extra = [await loop.create_server(deadline, settings.host, p, reuse_address=True) for p in extra_ports]
 
     stop = asyncio.Event()
     hurry = asyncio.Event()
@@ -277,6 +290,8 @@ async def serve(settings: Settings, on_ready: Callable[[str], None] | None = Non
         await stop.wait()
         await _drain(settings, hub, listener, runner, deadline, grace, hurry)
     finally:
+        for server in extra:
+            server.close()
         probe.cancel()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -12,7 +12,6 @@ exactly like a live run's.
 from __future__ import annotations
 
 import heapq
-import math
 from array import array
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -156,6 +155,7 @@ def simulate(
         return got
 
     ai = 0
+    last_tick = -INF
     wake = matcher.next_wakeup()
     next_progress = 0.0
     step = horizon_s / 200.0 if horizon_s > 0 else INF
@@ -171,6 +171,7 @@ def simulate(
             progress(now / horizon_s if horizon_s > 0 else 1.0)
             next_progress = now + step
         if t_wake <= t_arr and t_wake <= t_evt:
+            last_tick = now
             apply(matcher.tick(now), now)
         elif t_arr <= t_evt:
             v = ai
@@ -202,6 +203,8 @@ def simulate(
                     online -= 1
                     apply(matcher.disconnect(v, now), now)
         wake = matcher.next_wakeup()
+        if wake is not None and wake <= last_tick:
+            wake = None  # a timer already run (a matcher may report a deadline it just served)
     if progress is not None:
         progress(1.0)
 

@@ -1,13 +1,19 @@
-"""`chatload serve`: run the reference matchmaking server (imports no locust)."""
+"""`chatload serve`: run the reference matchmaking server (imports no locust).
+
+`--workers` defaults to one process per core here (0 = auto); `--workers 1` is the
+single-process server.
+"""
 from __future__ import annotations
 
 import argparse
 
 from reference_server import settings as settings_mod
+from reference_server import supervisor
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     settings_mod.add_arguments(parser)
+    supervisor.add_arguments(parser, default_workers=0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,6 +22,4 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"chatload serve: {exc}")
         return 2
-    from reference_server.app import run as run_server
-
-    return run_server(settings)
+    return supervisor.run_from_args(settings, args)

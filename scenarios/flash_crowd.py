@@ -1,0 +1,21 @@
+"""flash_crowd: 10x arrivals within a minute, held for 5 minutes, then back to the calm rate.
+
+Population-driven and open-model: visitors arrive on the model's schedule (scenarios/flash_crowd.toml,
+overridable with `--param KEY=VALUE` or `--params FILE.toml`; see docs/scenarios.md).
+
+    chatload plan flash_crowd                      # what it asks of the backend and of this machine
+    chatload run flash_crowd                       # against the embedded reference server
+    locust -f scenarios/flash_crowd.py -H ws://127.0.0.1:8080/ws -u SLOTS -r SLOTS -t DURATION
+"""
+from harness import locust_plugin  # noqa: F401 - registers the plugin's Locust event hooks
+from harness.visitor import PopulationUser, configure, run_defaults
+
+CONFIG = configure("flash_crowd")
+#: Suggested run shape for `chatload run` (slots from the plan preview; Locust's -u/-r/-t win).
+RUN_DEFAULTS = run_defaults(CONFIG)
+#: Flags for the embedded reference server (its time constants scaled by K; bans by address).
+SERVER_ARGS = CONFIG.server_args()
+
+
+class FlashCrowdVisitor(PopulationUser):
+    """A user slot of the flash_crowd scenario."""

@@ -1,0 +1,21 @@
+"""interests: 60% of visitors with 1-3 interests, Zipf-like over 10,000 topics (a long tail that rarely matches).
+
+Population-driven and open-model: visitors arrive on the model's schedule (scenarios/interests.toml,
+overridable with `--param KEY=VALUE` or `--params FILE.toml`; see docs/scenarios.md).
+
+    chatload plan interests                      # what it asks of the backend and of this machine
+    chatload run interests                       # against the embedded reference server
+    locust -f scenarios/interests.py -H ws://127.0.0.1:8080/ws -u SLOTS -r SLOTS -t DURATION
+"""
+from harness import locust_plugin  # noqa: F401 - registers the plugin's Locust event hooks
+from harness.visitor import PopulationUser, configure, run_defaults
+
+CONFIG = configure("interests")
+#: Suggested run shape for `chatload run` (slots from the plan preview; Locust's -u/-r/-t win).
+RUN_DEFAULTS = run_defaults(CONFIG)
+#: Flags for the embedded reference server (its time constants scaled by K; bans by address).
+SERVER_ARGS = CONFIG.server_args()
+
+
+class InterestsVisitor(PopulationUser):
+    """A user slot of the interests scenario."""

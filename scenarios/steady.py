@@ -1,0 +1,21 @@
+"""steady: a flat stretch of the calibrated population: wait and relay percentiles at a steady concurrency.
+
+Population-driven and open-model: visitors arrive on the model's schedule (scenarios/steady.toml,
+overridable with `--param KEY=VALUE` or `--params FILE.toml`; see docs/scenarios.md).
+
+    chatload plan steady                      # what it asks of the backend and of this machine
+    chatload run steady                       # against the embedded reference server
+    locust -f scenarios/steady.py -H ws://127.0.0.1:8080/ws -u SLOTS -r SLOTS -t DURATION
+"""
+from harness import locust_plugin  # noqa: F401 - registers the plugin's Locust event hooks
+from harness.visitor import PopulationUser, configure, run_defaults
+
+CONFIG = configure("steady")
+#: Suggested run shape for `chatload run` (slots from the plan preview; Locust's -u/-r/-t win).
+RUN_DEFAULTS = run_defaults(CONFIG)
+#: Flags for the embedded reference server (its time constants scaled by K; bans by address).
+SERVER_ARGS = CONFIG.server_args()
+
+
+class SteadyVisitor(PopulationUser):
+    """A user slot of the steady scenario."""

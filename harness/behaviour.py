@@ -111,6 +111,15 @@ def configure(**defaults: Any) -> BehaviourParams:
     return _ACTIVE
 
 
+def set_active(params: BehaviourParams) -> BehaviourParams:
+    """Called by population scenarios (harness/visitor.py), whose parameters are not
+    BehaviourParams: they set the shared harness knobs (oracle deadline, token wait, ...)
+    themselves, so CHATLOAD_SCENARIO_PARAMS is not read as BehaviourParams here."""
+    global _ACTIVE
+    _ACTIVE = params
+    return _ACTIVE
+
+
 def active() -> BehaviourParams:
     global _ACTIVE
     if _ACTIVE is None:

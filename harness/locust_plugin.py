@@ -29,7 +29,9 @@ from locust import events
 from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 from locust.stats import bucket_response_time
 
+from harness import abuse as abuse_mod
 from harness import behaviour
+from harness import openmodel_locust
 from harness.histogram import LogHistogram, bucket_value
 from harness.results import MergedState, build_results
 from harness.users import WORKER
@@ -53,6 +55,16 @@ def _env_float(name: str, default: float) -> float:
 def _out_dir() -> Path | None:
     out = os.environ.get("CHATLOAD_OUT")
     return Path(out) if out else None
+
+
+def rss_kb() -> int | None:
+    """This process's resident set size in KiB (Linux /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
 def write_json_atomic(path: Path, doc: Any) -> None:
@@ -108,11 +120,16 @@ class WorkerSide:
         self.dump = os.environ.get("CHATLOAD_DEBUG_DUMP_SAMPLES") == "1"
         self.shipped: dict[str, LogHistogram] = {}
         self.shipped_records = 0
+        self.rss: dict[int, int] = {}  # wall second -> this process's resident set, KiB
         self.sampler = gevent.spawn(self._sample_loop)
 
     def _sample_loop(self) -> None:
         while True:
-            WORKER.metrics.gauges(time.time_ns(), *WORKER.gauges())
+            now = time.time_ns()
+            WORKER.metrics.gauges(now, *WORKER.gauges())
+            rss = rss_kb()
+            if rss is not None and not WORKER.frozen:
+                self.rss[now // 1_000_000_000] = rss
             gevent.sleep(SAMPLE_INTERVAL_S)
 
     def payload(self, final: bool = False) -> dict[str, Any]:
@@ -120,6 +137,10 @@ class WorkerSide:
         data.update(WORKER.ledger.drain())
         data["final"] = final
         data["tag"] = WORKER.tag
+        data["arrivals"] = openmodel_locust.TALLY.drain()
+        data["abuse"] = abuse_mod.TALLY.drain()
+        data["rss"] = {str(k): v for k, v in self.rss.items()}
+        self.rss = {}
         feed_ui(self.env.stats, data["hist"], data["errors"], data["incidents"])
         if self.dump:
             for kind, d in data["hist"].items():
@@ -129,6 +150,8 @@ class WorkerSide:
 
     def final_payload(self) -> dict[str, Any]:
         WORKER.freeze(time.time_ns())  # open chats end as run_end; nothing more is recorded
+        abuse_mod.TALLY.fold_live()  # abuser visits still going count as they stand
+        abuse_mod.TALLY.frozen = openmodel_locust.TALLY.frozen = True
         data = self.payload(final=True)
         self.final_sent = True
         self.write_dump()
@@ -147,6 +170,7 @@ class WorkerSide:
     def reset(self) -> None:
         self.final_sent = False
         WORKER.thaw()
+        abuse_mod.TALLY.frozen = openmodel_locust.TALLY.frozen = False
 
 
 # -- master side --------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness import oracle
+from harness.abuse import MergedAbuse, abuse_section
+from harness.openmodel_locust import MergedArrivals
 from harness.histogram import LogHistogram
 from harness.ledger import MAX_EXAMPLES, TIMELINE_COLUMNS, WorkerMetrics
 
@@ -41,6 +43,9 @@ class MergedState:
         self.examples: dict[str, list[dict[str, Any]]] = {}
         self.workers: set[str] = set()
         self.reports = 0
+        self.arrivals = MergedArrivals()
+        self.abuse = MergedAbuse()
+        self.rss: dict[str, dict[int, int]] = {}  # worker -> wall second -> RSS KiB
 
     def merge(self, data: Mapping[str, Any], worker: str = "local") -> None:
         """Add one report (the union of WorkerMetrics.drain() and Ledger.drain())."""
@@ -64,6 +69,14 @@ class MergedState:
             mine_ex.extend(exs[: max(0, self.max_examples - len(mine_ex))])
         self.records.extend(data.get("records") or [])
         self.waits.extend(data.get("waits") or [])
+        if data.get("arrivals"):
+            self.arrivals.merge(data["arrivals"])
+        if data.get("abuse"):
+            self.abuse.merge(data["abuse"])
+        if data.get("rss"):
+            mine_rss = self.rss.setdefault(str(data.get("tag") or worker), {})
+            for sec_s, kb in data["rss"].items():
+                mine_rss[int(sec_s)] = int(kb)
 
 
 def _add_counts(into: dict[str, int], more: Mapping[str, int]) -> None:
@@ -123,7 +136,11 @@ def build_results(
     elapsed = max(0.0, (t_end_ns - t_start_ns) / 1e9)
 
     start_sec = t_start_ns // 1_000_000_000
-    seconds = sorted(set(state.timeline) | set(verdict["violations_by_second"]))
+    rss_by_second: dict[int, int] = {}
+    for series in state.rss.values():
+        for sec, kb in series.items():
+            rss_by_second[sec] = rss_by_second.get(sec, 0) + kb
+    seconds = sorted(set(state.timeline) | set(verdict["violations_by_second"]) | set(rss_by_second))
     timeline = []
     global_v = verdict["violations_by_second"]
     for sec in seconds:
@@ -131,6 +148,8 @@ def build_results(
         paired, messages, online, waiting, in_chat, local_v = row
         timeline.append({"t": sec - start_sec, "pairs": paired / 2, "messages": messages, "online": online,
                          "waiting": waiting, "in_chat": in_chat, "violations": local_v + global_v.get(sec, 0)})
+        if sec in rss_by_second:
+            timeline[-1]["rss_mb"] = round(rss_by_second[sec] / 1024, 1)
 
     paired = state.counters.get("paired", 0)
     messages = sum(row[1] for row in state.timeline.values())
@@ -168,4 +187,11 @@ def build_results(
     doc["histograms"] = {name: h.to_dict() for name, h in hist.items()}
     doc["timeline"] = timeline
     doc["tickets"] = _tickets(state, max_tickets)
+    doc["arrivals"] = state.arrivals.section(start_sec)
+    doc["abuse"] = abuse_section(state.abuse, state.records)
+    doc["processes"] = {
+        worker: {"rss_mb_first": round(series[min(series)] / 1024, 1), "rss_mb_last": round(series[max(series)] / 1024, 1),
+                 "rss_mb_peak": round(max(series.values()) / 1024, 1), "samples": len(series)}
+        for worker, series in sorted(state.rss.items()) if series
+    }
     return doc

@@ -262,6 +262,8 @@ class RunConfig:
     params: dict[str, Any] = field(default_factory=dict)
     unreachable_grace_s: float = 10.0
     progress_every_s: float = 3.0
+    protocol: str = "reference"  # harness/adapters: reference, jsonws, socketio, omegle
+    mapping: str | None = None  # the adapter's TOML mapping file (absolute path)
 
 
 @dataclass
@@ -270,7 +272,7 @@ class RunOutcome:
 
     results: dict[str, Any] | None
     results_path: Path | None
-    stop_reason: str  # completed | interrupted | backend_unreachable | timeout | swarm_failed
+    stop_reason: str  # completed | interrupted | backend_unreachable | timeout | workers_lost | swarm_failed
     target: str
     message: str = ""
     logs: list[Path] = field(default_factory=list)
@@ -300,8 +302,12 @@ def run_env(cfg: RunConfig, target: str, started: str) -> dict[str, str]:
         "duration_s": cfg.duration_s,
         "workers": cfg.workers,
         "started": started,
+        "protocol": cfg.protocol,
+        "mapping": cfg.mapping,
     }
     return {
+        "CHATLOAD_PROTOCOL": cfg.protocol,
+        "CHATLOAD_MAPPING": cfg.mapping or "",
         "CHATLOAD_TARGET": target,
         "CHATLOAD_OUT": str(cfg.out_dir),
         "CHATLOAD_SEED": str(cfg.seed),
@@ -444,6 +450,11 @@ class Runner:
             now = time.monotonic()
             if not self.master.alive():
                 return "completed"
+            if self.workers and not any(w.alive() for w in self.workers):
+                self.echo("chatload: every Locust worker has exited; stopping")
+                for w in self.workers:
+                    self.echo(f"chatload: {w.name} log ends with:\n{w.log_tail(5)}")
+                return "workers_lost"
             if self.stop():
                 self.echo("chatload: stopping (Ctrl-C again to kill at once)")
                 return "interrupted"

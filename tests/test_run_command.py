@@ -230,3 +230,28 @@ def test_backend_killed_mid_run_still_writes_results(tmp_path: Path) -> None:
     assert results["run"]["interrupted"] is False
     assert results["errors"]["total"] > 0
     assert processes_with_out_dir(out) == []
+
+
+def test_swarm_whose_workers_all_die_stops_and_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", SWARM_SCENARIO, "--users", "4", "--workers", "1",
+         "--duration", "2m", "--out", str(out), "--progress-every", "1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: (out / "results.partial.json").exists(), 60 * time_unit(), "results.partial.json")
+        workers = [pid for pid in processes_with_out_dir(out) if b"--worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) == 1
+        os.kill(workers[0], signal.SIGKILL)
+        stdout, _ = proc.communicate(timeout=40 * time_unit())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 2, stdout
+    assert "every Locust worker has exited; stopping" in stdout
+    assert "did not finish normally (workers_lost)" in stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["run"]["stop_reason"] == "workers_lost"
+    assert processes_with_out_dir(out) == []

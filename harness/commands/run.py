@@ -1,8 +1,9 @@
 """`chatload run SCENARIO`: run a scenario swarm against a backend and write results.
 
-Exit codes: 0 clean; 1 correctness violations; 2 a usage or scenario error; 3 the
-backend could not be reached (before the start, or lost mid-run); 130 interrupted by
-Ctrl-C (results gathered so far are still written and printed).
+Exit codes: 0 clean; 1 correctness violations; 2 a usage or scenario error (or a swarm
+that could not run or finish: its Locust logs are named); 3 the backend could not be
+reached (before the start, or lost mid-run); 130 interrupted by Ctrl-C. Whenever any
+results were gathered they are written and printed, whatever the exit code.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 import os
 import random
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -81,6 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--unreachable-grace", type=_positive_float, default=10.0, metavar="SECONDS",
         help="stop the swarm once the backend has been unreachable this long (default 10)",
     )  # fmt: skip
+    parser.add_argument(
+        "--protocol", choices=["reference", "jsonws", "socketio", "omegle"], default=None,
+        help="the backend's protocol (harness/adapters; default: the mapping's, else reference)",
+    )  # fmt: skip
+    parser.add_argument("--mapping", metavar="FILE.toml", default=None, help="the adapter's mapping of the backend's events (docs/adapters.md)")
     parser.add_argument("--progress-every", type=_positive_float, default=3.0, metavar="SECONDS", help=argparse.SUPPRESS)
 
 
@@ -94,6 +101,14 @@ def default_out_dir() -> Path:
     return path
 
 
+def cpu_count() -> int:
+    """Cores this process may run on (what `--workers` defaults to)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def _fail(message: str, code: int) -> int:
     print(f"chatload run: error: {message}", file=sys.stderr)
     return code
@@ -105,12 +120,17 @@ def run(args: argparse.Namespace) -> int:
     from harness.scenario_files import ScenarioError, build_params, check_syntax, inspect, resolve
     from harness.summary import format_summary, violations_total
 
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # e.g. started in the background by a script
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
     try:
         params = build_params(args.params, args.param)
         path = resolve(args.scenario)
         check_syntax(path)
         target = normalize_target(args.target) if args.target else None
+        from harness.adapters import load as load_adapter
+
+        adapter = load_adapter(args.protocol, args.mapping)  # MappingError is a ValueError: exit 2
         scenario = inspect(path, child_env({"CHATLOAD_SCENARIO_PARAMS": json.dumps(params), "CHATLOAD_SEED": str(seed)}))
     except (ScenarioError, ValueError) as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -127,12 +147,14 @@ def run(args: argparse.Namespace) -> int:
         users=users,
         spawn_rate=spawn_rate,
         duration_s=duration,
-        workers=args.workers or os.cpu_count() or 1,
+        workers=args.workers or cpu_count(),
         seed=seed,
         out_dir=out_dir.resolve(),
         params=params,
         unreachable_grace_s=args.unreachable_grace,
         progress_every_s=args.progress_every,
+        protocol=adapter.protocol,
+        mapping=str(Path(args.mapping).resolve()) if args.mapping else None,
     )
     try:
         outcome = Runner(cfg, echo=lambda line: print(line, flush=True)).execute()
@@ -159,4 +181,6 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNREACHABLE
     if violations_total(outcome.results) > 0:
         return EXIT_VIOLATIONS
+    if outcome.stop_reason != "completed":
+        return _fail(f"the swarm did not finish normally ({outcome.stop_reason}); see the logs in {cfg.out_dir}", EXIT_USAGE)
     return EXIT_OK

@@ -1,0 +1,56 @@
+"""`chatload simulate` end to end, as a subprocess: results.json, progress bar, exit codes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from .support import ROOT, time_unit
+
+
+def chatload(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", "simulate", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60 * time_unit())
+
+
+def test_writes_results_with_live_sections(tmp_path):
+    out = tmp_path / "sim"
+    proc = chatload("--dau", "60000", "--hours", "0.1", "--seed", "3", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "100%" in proc.stderr                     # the progress bar
+    res = json.loads((out / "results.json").read_text())
+    assert res["run"]["seed"] == 3 and res["run"]["simulated"] is True and res["run"]["duration_s"] == 360.0
+    assert res["pair_latency_ms"]["count"] > 100
+    assert res["throughput"]["pairs_per_s"] > 0
+    assert res["users"]["sessions"] > 0 and res["users"]["peak_concurrent"] > 0
+    f = res["fairness"]
+    for key in ("jain_index", "fifo_inversion_rate", "wait_ms", "wait_p99_ms_by_cohort", "starved",
+                "interest_match_rate", "fallback_rate", "repeat_partner_rate", "worst_to_best_p99_ratio"):
+        assert key in f, key
+    assert f["fifo_inversion_rate"] == 0.0
+    assert set(f["wait_ms"]) >= {"p50", "p90", "p99", "max"}
+    assert f["pairings"] * 2 == res["pair_latency_ms"]["count"]
+
+
+def test_params_file_and_custom_matcher(tmp_path):
+    params = tmp_path / "sim.toml"
+    params.write_text('[population]\ninterest_share = 0.0\n[fairness]\nstarvation_threshold_s = 1.0\n')
+    out = tmp_path / "lifo"
+    proc = chatload("--dau", "60000", "--hours", "0.1", "--out", str(out), "--quiet",
+                    "--matcher", "tests.unfair_matchers:LifoMatcher", "--params", str(params))
+    assert proc.returncode == 0, proc.stderr
+    assert "simulating" not in proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert res["run"]["target"].endswith("tests.unfair_matchers:LifoMatcher")
+    f = res["fairness"]
+    assert f["interest_match_rate"] is None          # nobody has interests
+    assert f["params"]["starvation_threshold_s"] == 1.0
+
+
+def test_usage_errors_exit_2(tmp_path):
+    bad = chatload("--hours", "0.1", "--out", str(tmp_path / "x"), "--matcher", "no_such_module:Nope")
+    assert bad.returncode == 2 and "no_such_module" in bad.stderr
+    params = tmp_path / "bad.toml"
+    params.write_text("[population]\nno_such_knob = 1\n")
+    bad = chatload("--hours", "0.1", "--out", str(tmp_path / "y"), "--params", str(params))
+    assert bad.returncode == 2 and "no_such_knob" in bad.stderr

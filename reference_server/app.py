@@ -208,6 +208,10 @@ def build_app(hub: Hub, deadline: HandshakeDeadline) -> web.Application:
     app.router.add_get("/ws", ws_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", _metrics_handler(registry))
+    # The Omegle-style long-polling front door onto the same hub (reference_server/omegle.py).
+    from .omegle import add_routes as add_omegle_routes
+
+    add_omegle_routes(app, hub, lambda request: client_address(request, hub.settings))
     app[REGISTRY_KEY] = registry
     return app
 

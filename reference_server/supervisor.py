@@ -120,6 +120,7 @@ class Supervisor:
 
     def __init__(self, settings: Settings, workers: int, port_base: int) -> None:
         from .cluster_core import core_address
+        from . import cluster_worker  # noqa: F401 - imported once here, so forked children start at once
 
         self.settings = settings
         self.workers = workers

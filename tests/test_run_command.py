@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.commands.run import parse_duration
+from harness.runner import finalize_results, normalize_target
 from harness.scenario_files import ScenarioError, build_params, parse_param
 from tests.support import ROOT, free_port, reference_server, time_unit
 
@@ -92,6 +93,45 @@ def test_params_parse_literals_and_later_ones_win(tmp_path: Path) -> None:
 def test_bad_params(item: str) -> None:
     with pytest.raises(ScenarioError):
         parse_param(item)
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("ws://127.0.0.1:8080/ws", "ws://127.0.0.1:8080/ws"),
+        ("ws://127.0.0.1:8080", "ws://127.0.0.1:8080/ws"),
+        ("http://localhost:9000/chat?x=1", "ws://localhost:9000/chat?x=1"),
+        ("https://example.test/ws", "wss://example.test/ws"),
+    ],
+)
+def test_target_urls(given: str, expected: str) -> None:
+    assert normalize_target(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["127.0.0.1:8080", "ftp://h/ws", "ws://", "ws://h:notaport/ws"])
+def test_bad_target_urls(bad: str) -> None:
+    with pytest.raises(ValueError, match="bad --target"):
+        normalize_target(bad)
+
+
+def test_results_fall_back_to_the_partial_file_and_record_why(tmp_path: Path) -> None:
+    (tmp_path / "results.json").write_text('{"run": {"scenario": "smo')  # cut short by a kill
+    (tmp_path / "results.partial.json").write_text(json.dumps({"run": {"scenario": "smoke"}, "partial": True}))
+    results, path = finalize_results(tmp_path, "interrupted")
+    assert path == tmp_path / "results.json"
+    assert results["run"] == {
+        "scenario": "smoke", "interrupted": True, "stop_reason": "interrupted", "results_source": "results.partial.json",
+    }  # fmt: skip
+    assert json.loads(path.read_text()) == results
+
+
+def test_final_results_are_kept_and_marked(tmp_path: Path) -> None:
+    (tmp_path / "results.json").write_text(json.dumps({"run": {"scenario": "smoke"}, "pair_latency_ms": {"count": 3}}))
+    (tmp_path / "results.partial.json").write_text(json.dumps({"run": {}, "pair_latency_ms": {"count": 1}}))
+    results, _ = finalize_results(tmp_path, "completed")
+    assert results["pair_latency_ms"]["count"] == 3
+    assert results["run"]["interrupted"] is False and "results_source" not in results["run"]
+    assert finalize_results(tmp_path / "nothing", "completed") == (None, None)
 
 
 # ---- exit code 2: usage and scenario errors -----------------------------------------------

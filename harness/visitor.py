@@ -578,6 +578,12 @@ class PopulationUser(ChatUser):
 
     # -- errors an abuser provokes ------------------------------------------------------------
     def _on_event(self, ev: Any, now: int) -> None:
+        if type(ev) is pc_mod.Paired and self.proto is not None and self.proto.state != pc_mod.PAIRED:
+            # The adapter decoded this batch before dispatching it, and a later frame of the
+            # same batch (partner_left) already ended the chat: record it, send no token.
+            self.view.on_paired(now, ev.pair_id, ev.initiator, ev.mode)
+            self.changed.set()
+            return
         if type(ev) is pc_mod.Error and not ev.expected:
             code = ev.code
             if code == "banned":

@@ -154,3 +154,29 @@ class Compat:
                 out[idx[hit]] = True
                 p = t.prev_ticket[p]
         return out
+
+    def first_unblocked(self, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, key_t: np.ndarray,
+                        window: int = 16) -> np.ndarray:
+        """For query rows whose first witness was blocked: is there another in list positions [lo, hi)?
+
+        Scans `window` positions per row per round, all rows at once: a candidate still
+        waiting (ekey > key_t) and not rematch-blocked from the row's served ticket.
+        """
+        lists = self.lists
+        found = np.zeros(rows.size, dtype=bool)
+        live = np.arange(rows.size)
+        pos = lo.astype(np.int64).copy()
+        step = np.arange(window)
+        while live.size:
+            p = pos[live][:, None] + step                       # (rows, window)
+            inside = p < hi[live][:, None]
+            pc = np.minimum(p, lists.ekey.size - 1)
+            waiting = inside & (lists.ekey[pc] > key_t[live][:, None])
+            r_idx, w_idx = np.nonzero(waiting)
+            if r_idx.size:
+                rr = rows[live[r_idx]]
+                ok = ~self.blocked(self.rows.s[rr], lists.ticket[pc[r_idx, w_idx]], self.rows.tp[rr])
+                found[live[np.unique(r_idx[ok])]] = True
+            pos[live] += window
+            live = live[~found[live] & (pos[live] < hi[live])]
+        return found

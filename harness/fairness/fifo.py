@@ -44,20 +44,8 @@ def fifo_inversions(cx: Compat) -> FifoResult:
         idx = np.flatnonzero(found)
         witness = lists.ticket[first[idx]]
         blocked = cx.blocked(rows.s[idx], witness, rows.tp[idx])
-        for r in idx[blocked]:
-            found[r] = _unblocked_witness(cx, int(r), int(first[r]), int(hi[r]), int(key_t[r]))
+        redo = idx[blocked]
+        found[redo] = cx.first_unblocked(redo, first[redo] + 1, hi[redo], key_t[redo])
     side_inv = np.bincount(rows.side[found], minlength=n_sides) > 0 if n_sides else np.zeros(0, bool)
     inverted = side_inv[:cx.n_pairs] | side_inv[cx.n_pairs:]
     return FifoResult(pairs=cx.n_pairs, inversions=int(inverted.sum()), inverted=inverted, side_inverted=side_inv)
-
-
-def _unblocked_witness(cx: Compat, r: int, lo: int, hi: int, key_t: int) -> bool:
-    """Scan list positions [lo, hi) for a still-waiting candidate not blocked from row r's s."""
-    lists = cx.lists
-    pos = lo + np.flatnonzero(lists.ekey[lo:hi] > key_t)
-    if not pos.size:
-        return False
-    c = lists.ticket[pos]
-    m = c.size
-    blocked = cx.blocked(np.full(m, cx.rows.s[r]), c, np.full(m, cx.rows.tp[r]))
-    return bool((~blocked).any())

@@ -31,6 +31,7 @@ from locust.stats import bucket_response_time
 
 from harness import abuse as abuse_mod
 from harness import behaviour
+from harness import metrics_server
 from harness import openmodel_locust
 from harness.histogram import LogHistogram, bucket_value
 from harness.results import MergedState, build_results
@@ -137,6 +138,7 @@ class WorkerSide:
         data.update(WORKER.ledger.drain())
         data["final"] = final
         data["tag"] = WORKER.tag
+        data["gauges"] = list(WORKER.gauges())  # live /metrics: users online, waiting, in chat
         data["arrivals"] = openmodel_locust.TALLY.drain()
         data["abuse"] = abuse_mod.TALLY.drain()
         data["rss"] = {str(k): v for k, v in self.rss.items()}
@@ -190,6 +192,7 @@ class MasterSide:
         self.partial_interval = _env_float("CHATLOAD_PARTIAL_INTERVAL", 3.0)
         self.flush_timeout = _env_float("CHATLOAD_FLUSH_TIMEOUT", 10.0)
         self.writer = gevent.spawn(self._partial_loop) if self.out else None
+        self.live = metrics_server.attach(environment, self, self.out)  # /metrics (harness/metrics_server.py)
 
     def reset(self) -> None:
         self.state = MergedState()
@@ -203,6 +206,7 @@ class MasterSide:
         if self.t_start_ns is None:
             self.t_start_ns = time.time_ns()
         self.state.merge(data, worker)
+        self.live.on_report(data, worker)
         self.dirty = True
         if data.get("final"):
             self.finals.add(worker)
@@ -231,6 +235,7 @@ class MasterSide:
         deadline_ms = behaviour.active().oracle_deadline_s * 1000.0
         doc = build_results(self.state, self.run_info(), start, end, deadline_ms, partial=partial)
         self._feed_partner_left(doc)
+        self.live.on_results(doc)
         return doc
 
     def _feed_partner_left(self, doc: dict[str, Any]) -> None:

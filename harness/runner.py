@@ -38,6 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
+from harness import prometheus
 from harness.scenario_files import Scenario
 from harness.summary import format_progress
 
@@ -266,6 +267,8 @@ class RunConfig:
     progress_every_s: float = 3.0
     protocol: str = "reference"  # harness/adapters: reference, jsonws, socketio, omegle
     mapping: str | None = None  # the adapter's TOML mapping file (absolute path)
+    prometheus: bool = False  # start a Prometheus for the run (harness/prometheus.py)
+    prometheus_url: str | None = None  # or use this existing one (its scrape config is printed)
 
 
 @dataclass
@@ -378,6 +381,7 @@ class Runner:
         self.server: EmbeddedServer | None = None
         self.master: Child | None = None
         self.workers: list[Child] = []
+        self.monitoring: Any = None  # harness.prometheus.RunMonitoring
 
     # -- public --------------------------------------------------------------------
     def execute(self) -> RunOutcome:
@@ -413,6 +417,10 @@ class Runner:
 
         started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         env = child_env(run_env(cfg, target, started))
+        self.monitoring = prometheus.setup_for_run(
+            start=cfg.prometheus, url=cfg.prometheus_url, out_dir=cfg.out_dir, duration_s=cfg.duration_s,
+            target_ws=target, server_port=self.server.port if self.server else None, env=env, echo=self.echo,
+        )  # fmt: skip
         master_port = free_port()
         master_argv, worker_argv = locust_argv(cfg, target, master_port)
         self.echo(
@@ -506,3 +514,5 @@ class Runner:
             child.stop(signal.SIGTERM, grace=2.0)
         if self.server is not None:
             self.server.stop()
+        if self.monitoring is not None:
+            self.monitoring.stop()  # after the master: its last scrape is in

@@ -89,6 +89,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--mapping", metavar="FILE.toml", default=None, help="the adapter's mapping of the backend's events (docs/adapters.md)")
     parser.add_argument("--progress-every", type=_positive_float, default=3.0, metavar="SECONDS", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--prometheus", action="store_true",
+        help="start Prometheus on 127.0.0.1 for the run (data in DIR/prometheus; needs the prometheus package)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--prometheus-url", metavar="URL", default=None,
+        help="use this running Prometheus instead (the scrape config to add is printed)",
+    )  # fmt: skip
 
 
 def default_out_dir() -> Path:
@@ -118,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so `chatload --help` stays light.
     from harness.runner import BackendUnreachable, RunConfig, Runner, child_env, normalize_target
     from harness.scenario_files import ScenarioError, build_params, check_syntax, inspect, resolve
+    from harness import prometheus
+    from harness.report import write_report_safely
     from harness.summary import format_summary, violations_total
 
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # e.g. started in the background by a script
@@ -155,11 +165,22 @@ def run(args: argparse.Namespace) -> int:
         progress_every_s=args.progress_every,
         protocol=adapter.protocol,
         mapping=str(Path(args.mapping).resolve()) if args.mapping else None,
+        prometheus=args.prometheus,
+        prometheus_url=args.prometheus_url,
     )
+    if args.prometheus and args.prometheus_url:
+        return _fail("give --prometheus or --prometheus-url, not both", EXIT_USAGE)
+    if args.prometheus:
+        try:
+            prometheus.find_binary()
+        except prometheus.PrometheusMissing as exc:
+            return _fail(str(exc), EXIT_USAGE)
     try:
         outcome = Runner(cfg, echo=lambda line: print(line, flush=True)).execute()
     except BackendUnreachable as exc:
         return _fail(f"backend unreachable: {exc}", EXIT_UNREACHABLE)
+    except prometheus.PrometheusFailed as exc:
+        return _fail(str(exc), EXIT_USAGE)
 
     if outcome.results is None:
         if outcome.message:
@@ -172,6 +193,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"the swarm failed ({outcome.stop_reason}); see {logs}", EXIT_USAGE)
 
     paths = {"results": str(outcome.results_path), "logs": str(cfg.out_dir)}
+    report = write_report_safely(outcome.results, cfg.out_dir / "report.html")
+    if report:
+        paths["report"] = report
     print()
     print(format_summary(outcome.results, paths), flush=True)
     if outcome.stop_reason == "interrupted":

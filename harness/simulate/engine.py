@@ -227,6 +227,6 @@ def simulate(
 
 
 def _np(a: array, dtype: Any = np.float64) -> np.ndarray:
-    return np.frombuffer(a, dtype=dtype).copy() if len(a) else np.zeros(0, dtype=dtype)
+    return np.frombuffer(a, dtype=dtype) if len(a) else np.zeros(0, dtype=dtype)  # shares the buffer
 
 

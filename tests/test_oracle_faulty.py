@@ -17,9 +17,13 @@ import pytest
 
 from tests.support import ROOT, free_port, python_server, time_unit
 
+pytestmark = pytest.mark.slow
+
 DURATION = "8s"
-# Deadlines of 1 s instead of 5 s make missing tokens count within a short run.
-COMMON = ["oracle_deadline_s=1.0", "token_wait_s=1.0", "think_time_s=[0.05, 0.2]"]
+# Deadlines of 1 s instead of 5 s make missing tokens count within a short run (a
+# slow machine raises CHATLOAD_TEST_TIME_UNIT, and with it the deadlines).
+DEADLINE_S = 1.0 * time_unit()
+COMMON = [f"oracle_deadline_s={DEADLINE_S}", f"token_wait_s={DEADLINE_S}", "think_time_s=[0.05, 0.2]"]
 ONE_LANG = ['lang_mix={"en": 1.0}']
 TEXT_ONLY = ['mode_mix={"text": 1.0}']
 FAST_MESSAGES = ["message_rate_per_s=10"]
@@ -95,7 +99,8 @@ def test_slow_pairing_is_correct_and_measured(tmp_path: Path) -> None:
 
 def test_reference_server_is_never_flagged(tmp_path: Path) -> None:
     """The embedded reference server under every stressor used above at once, two workers."""
-    params = FAST_MESSAGES + ['lang_mix={"en": 0.5, "es": 0.5}', "give_up_share=0.5", "patience_mean_s=0.3"]
+    params = [f"oracle_deadline_s={2 * DEADLINE_S}", *FAST_MESSAGES, 'lang_mix={"en": 0.5, "es": 0.5}']
+    params += ["give_up_share=0.5", "patience_mean_s=0.3"]
     params += ["chat_median_s=1.0"]
     code, results, output = chatload_run(None, tmp_path / "reference", 12, params, workers=2)
     corr = results["correctness"]

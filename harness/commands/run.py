@@ -146,6 +146,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
 
     out_dir = Path(args.out) if args.out else default_out_dir()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _fail(f"cannot create the output directory {out_dir}: {exc.strerror or exc}", EXIT_USAGE)
     defaults = scenario.run_defaults
     users = args.users or int(defaults.get("users", 10))
     spawn_rate = args.spawn_rate or float(defaults.get("spawn_rate", users))

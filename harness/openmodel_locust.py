@@ -101,6 +101,8 @@ class MergedArrivals:
         return {
             "model": "open" if self.enabled else "closed",
             "scheduled": self.scheduled, "started": self.started, "dropped_arrivals": self.dropped,
+            # due, but still waiting for a slot (or just handed to one) when the run ended
+            "pending_at_end": max(0, self.scheduled - self.started - self.dropped),
             "lateness_ms": {k: s[k] for k in ("count", "p50", "p90", "p99", "p999", "max")},
             "per_second": [{"t": sec - start_sec, "scheduled": r[0], "started": r[1], "dropped": r[2]}
                            for sec, r in sorted(self.per_second.items())],

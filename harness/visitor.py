@@ -30,6 +30,7 @@ from locust import events
 from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 
 from harness import abuse as abuse_mod
+from harness import adapters as adapters_mod
 from harness import wsclient
 from harness import behaviour as behaviour_mod
 from harness import protocol_client as pc_mod
@@ -577,6 +578,16 @@ class PopulationUser(ChatUser):
             self._drop_connection(graceful=False)
 
     # -- errors an abuser provokes ------------------------------------------------------------
+    def on_lost(self, exc: BaseException) -> None:
+        """An abuser's connection closed by the backend is its reaction, not a backend error."""
+        if self.closing or self.alog is None or not isinstance(exc, adapters_mod.ConnectionLost):
+            super().on_lost(exc)
+            return
+        self.alog.react("disconnected", time.time_ns())
+        abuse_mod.TALLY.error(f"closed:{exc.code}" if exc.code else "closed")
+        self.view.connection_lost(time.time_ns())
+        self.changed.set()
+
     def _on_event(self, ev: Any, now: int) -> None:
         if type(ev) is pc_mod.Paired and self.proto is not None and self.proto.state != pc_mod.PAIRED:
             # The adapter decoded this batch before dispatching it, and a later frame of the

@@ -251,3 +251,26 @@ def load(name: str, defaults: Mapping[str, Any] | None = None, overrides: Mappin
         start_hour=_number("start_hour", run.get("start_hour", 0.0), positive=False) % 24.0,
         hours=None if hours is None else _number("hours", hours), seed=seed, harness=harness, server=server,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m harness.scenario_config NAME`: the reference-server flags a scenario wants
+    (with CHATLOAD_SCENARIO_PARAMS applied), for starting your own server to match."""
+    import argparse
+    import shlex
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m harness.scenario_config", description=main.__doc__)
+    parser.add_argument("scenario")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load(args.scenario)
+    except ParamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(shlex.join(cfg.server_args()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -97,9 +97,9 @@ def stat(title: str, expr: str, unit: str = "short", description: str = "", deci
 
 
 def heatmap(title: str, metric: str, description: str = "") -> dict[str, Any]:
-    expr = f"sum by (le) (increase({metric}_bucket{{{RUN}}}[$__interval]))"
+    expr = f"sum by (le) (rate({metric}_bucket{{{RUN}}}[$__rate_interval]))"
     return {"type": "heatmap", "title": title, "description": description,
-            "targets": [_q(expr, "{{le}}", fmt="heatmap")],
+            "targets": [_q(expr, "{{le}}", fmt="heatmap")], "maxDataPoints": 200,
             "fieldConfig": {"defaults": {"custom": {"scaleDistribution": {"type": "linear"}}}, "overrides": []},
             "options": {"calculate": False, "yAxis": {"unit": "s", "axisPlacement": "left"},
                         "cellGap": 0, "color": {"mode": "scheme", "scheme": "Oranges", "exponent": 0.5, "steps": 64},
@@ -180,8 +180,8 @@ def run_overview() -> dict[str, Any]:
                thresholds=[(None, "green"), (1, "orange")]), w=6, h=6)
     L.add(timeseries("Fairness over the run", [
         _q(f"max(chatload_fairness_jain_index{{{RUN}}})", "Jain index"),
-        _q(f"max(chatload_fairness_fifo_inversion_rate{{{RUN}}})", "FIFO inversion rate"),
-    ], "none"), w=12, h=6)
+        _q(f"max(chatload_fairness_starved{{{RUN}}})", "starved searches"),
+    ], "none", "the inversion rate and worst-to-best p99 ratio are exported once enough searches exist"), w=12, h=6)
     L.add(timeseries("p99 wait by cohort (window)", [
         _q(_pct("chatload_wait_seconds", 0.99, "dimension, cohort"), "{{dimension}}={{cohort}}"),
     ], "s", "queue wait of searches ended in the window, by cohort"))
@@ -244,10 +244,11 @@ def reference_server() -> dict[str, Any]:
     L.add(timeseries("Errors per second, by code", [
         _q(f"sum by (code) (rate(chatload_server_errors_total{{{RUN}}}[$__rate_interval]))", "{{code}}"),
     ], "ops", "error frames the server sent"))
-    L.add(timeseries("partner_left and closes per second", [
+    L.add(timeseries("partner_left and timeouts per second", [
         _q(f"sum by (reason) (rate(chatload_server_partner_left_total{{{RUN}}}[$__rate_interval]))", "partner_left {{reason}}"),
-        _q(f"sum by (code) (rate(chatload_server_closes_total{{{RUN}}}[$__rate_interval]))", "close {{code}}"),
-    ], "ops"))
+        _q(f"sum(rate(chatload_server_idle_timeouts_total{{{RUN}}}[$__rate_interval]))", "idle timeouts"),
+        _q(f"sum(rate(chatload_server_handshake_timeouts_total{{{RUN}}}[$__rate_interval]))", "handshake timeouts"),
+    ], "ops", "server-side close codes are in chatload_server_closes_total{code} once the server closed a socket"))
     return dashboard("chatload-reference-server", "chatload: reference server",
                      "The reference matchmaking server under load: event loop, queues, traffic, errors.",
                      L.panels, "chatload_server_connections")

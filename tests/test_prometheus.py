@@ -36,10 +36,19 @@ METRIC = re.compile(r"\b(chatload_[A-Za-z0-9_:]+)")
 # -- helpers shared with tests/test_prometheus_run.py -------------------------------------
 def api(base: str, path: str, **params: Any) -> Any:
     url = f"{base}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-    with urllib.request.urlopen(url, timeout=15) as resp:
-        doc = json.loads(resp.read())
+    try:
+        with urllib.request.urlopen(url, timeout=15) as resp:
+            doc = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"{path} {params}: HTTP {exc.code}: {exc.read().decode(errors='replace')}") from None
     assert doc["status"] == "success", doc
     return doc["data"]
+
+
+def grafana_regex_escape(value: str) -> str:
+    """How Grafana's Prometheus datasource escapes a variable's value inside a regex matcher."""
+    value = value.replace("\\", "\\\\\\\\")
+    return re.sub(r"[$^*{}\[\]'+?.()|]", lambda m: "\\\\" + m.group(0), value)
 
 
 def expand(expr: str, *, run: str, step_s: int, scrape_s: int, range_s: int) -> str:
@@ -49,7 +58,7 @@ def expand(expr: str, *, run: str, step_s: int, scrape_s: int, range_s: int) -> 
         "$__rate_interval": f"{rate_interval}s", "${__rate_interval}": f"{rate_interval}s",
         "$__interval_ms": str(step_s * 1000), "$__interval": f"{step_s}s", "${__interval}": f"{step_s}s",
         "$__range_s": str(range_s), "$__range_ms": str(range_s * 1000), "$__range": f"{range_s}s",
-        "${run}": re.escape(run), "$run": re.escape(run),
+        "${run}": grafana_regex_escape(run), "$run": grafana_regex_escape(run),
     }
     for k in sorted(subs, key=len, reverse=True):
         expr = expr.replace(k, subs[k])

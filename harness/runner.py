@@ -49,6 +49,7 @@ BACKEND_CHECK_EVERY_S = 2.0
 WORKERS_CONNECT_MAX_WAIT_S = 60
 MASTER_STOP_GRACE_S = 20.0
 WORKER_STOP_GRACE_S = 8.0
+WORKERS_GONE_GRACE_S = 10.0
 
 
 class BackendUnreachable(Exception):
@@ -456,16 +457,20 @@ class Runner:
         next_progress = start + cfg.progress_every_s
         next_check = start + BACKEND_CHECK_EVERY_S
         unreachable_since: float | None = None
+        workers_gone_since: float | None = None
         partial = cfg.out_dir / "results.partial.json"
         while True:
             now = time.monotonic()
             if not self.master.alive():
                 return "completed"
             if self.workers and not any(w.alive() for w in self.workers):
-                self.echo("chatload: every Locust worker has exited; stopping")
-                for w in self.workers:
-                    self.echo(f"chatload: {w.name} log ends with:\n{w.log_tail(5)}")
-                return "workers_lost"
+                # At a normal end the workers quit just before the master: give it time.
+                workers_gone_since = workers_gone_since or now
+                if now - workers_gone_since >= WORKERS_GONE_GRACE_S:
+                    self.echo("chatload: every Locust worker has exited; stopping")
+                    for w in self.workers:
+                        self.echo(f"chatload: {w.name} log ends with:\n{w.log_tail(5)}")
+                    return "workers_lost"
             if self.stop():
                 self.echo("chatload: stopping (Ctrl-C again to kill at once)")
                 return "interrupted"

@@ -320,6 +320,14 @@ def relay_cost(pairs: int, window: int, warmup: float, seconds: float) -> dict[s
         total_msgs = r["rate"] * (wall - 0.3)
         out[f"cost_{label}_relayed_messages_per_second"] = r["rate"]
         out[f"cost_{label}_server_cpu_us_per_message"] = cpu / max(total_msgs, 1) * 1e6
+        # One pair, one message in flight each way: the time a message takes, end to end.
+        server = Server(workers)
+        try:
+            ports = server.worker_ports or [server.port]
+            one = runner(relay_placed(ports[0], ports[1] if crossing else ports[0], 1, 1, warmup, seconds))
+        finally:
+            server.stop()
+        out[f"cost_{label}_one_pair_message_latency_us"] = 2e6 / max(one["rate"], 1e-9)
     return out
 
 

@@ -44,6 +44,7 @@ from harness.visit_behaviour import VisitBehaviour, forwarded_address
 
 logger = logging.getLogger(__name__)
 MSG_ARRIVALS = "chatload_arrivals"
+MSG_ARRIVALS_ACK = "chatload_arrivals_ack"
 END_REPORT = "report"  # our own report ends a chat like leave (idle afterwards); partner hears "report"
 #: Real seconds between the master's test start and plan time 0 (slots spawn meanwhile).
 START_LEAD_S = 0.5
@@ -549,14 +550,60 @@ def _duration_from(environment: Any) -> float | None:
     return float(run_time) if run_time else None
 
 
+class _Announcer:
+    """The master's side: tell every worker its rank, the worker count and the common start
+    time, again every RESEND_S until each one acknowledged. A worker can get Locust's spawn
+    message before its init hooks ran, so one message could be lost to it."""
+
+    RESEND_S = 0.25
+    GIVE_UP_S = 15.0
+
+    def __init__(self) -> None:
+        self.acked: set[str] = set()
+        self.greenlet: gevent.Greenlet | None = None
+
+    def start(self, runner: MasterRunner, data: dict[str, Any]) -> None:
+        if self.greenlet is not None:
+            self.greenlet.kill(block=False)
+        self.acked = set()
+        self.greenlet = gevent.spawn(self._run, runner, data)
+
+    def _run(self, runner: MasterRunner, data: dict[str, Any]) -> None:
+        deadline = time.monotonic() + self.GIVE_UP_S
+        while time.monotonic() < deadline:
+            for client_id in data["ranks"]:
+                if client_id not in self.acked:
+                    runner.send_message(MSG_ARRIVALS, data, client_id=client_id)
+            if self.acked >= set(data["ranks"]):
+                return
+            gevent.sleep(self.RESEND_S)
+        logger.warning("chatload: workers %s never acknowledged the arrival plan",
+                       sorted(set(data["ranks"]) - self.acked))
+
+
+ANNOUNCER = _Announcer()
+
+
 @events.init.add_listener
 def _on_init(environment: Any, **_kw: Any) -> None:
     runner = environment.runner
-    if POP.config is None or not isinstance(runner, WorkerRunner):
+    if POP.config is None:
         return
+    if isinstance(runner, MasterRunner):
+        def on_ack(environment: Any, msg: Any, **_k: Any) -> None:
+            ANNOUNCER.acked.add(msg.node_id)
+
+        runner.register_message(MSG_ARRIVALS_ACK, on_ack)
+    if not isinstance(runner, WorkerRunner):
+        return
+    started: set[float] = set()
 
     def on_arrivals(environment: Any, msg: Any, **_k: Any) -> None:
         data = msg.data
+        runner.send_message(MSG_ARRIVALS_ACK, {"t0": data["t0"]})
+        if data["t0"] in started:
+            return  # a resend of what we already play
+        started.add(data["t0"])
         index = data["ranks"].get(runner.client_id, max(0, runner.worker_index))
         POP.start(int(data["count"]), int(index), float(data["t0"]), data.get("duration_s"))
 
@@ -574,8 +621,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         clients = sorted((c for c in runner.clients.all if c.state != STATE_MISSING),
                          key=lambda c: runner.get_worker_index(c.id))
         ranks = {c.id: i for i, c in enumerate(clients)}
-        runner.send_message(MSG_ARRIVALS, {"count": max(1, len(ranks)), "ranks": ranks, "t0": t0,
-                                           "duration_s": duration})
+        ANNOUNCER.start(runner, {"count": max(1, len(ranks)), "ranks": ranks, "t0": t0, "duration_s": duration})
     elif isinstance(runner, LocalRunner):
         POP.start(1, 0, t0, duration)
 

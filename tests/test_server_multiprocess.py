@@ -13,6 +13,7 @@ import json
 import signal
 import socket
 import time
+import urllib.error
 import urllib.request
 from typing import Any, Awaitable, Callable, Iterator
 
@@ -350,3 +351,21 @@ def test_sigterm_drains_every_worker_then_exits() -> None:
 
         run(body)
         assert c.proc.wait(8 * U) == 0
+
+
+def test_workers_1_is_the_single_process_server() -> None:
+    """The default of `python -m reference_server`: no supervisor, no core owner, no /cluster."""
+    from pathlib import Path
+
+    from tests.support import reference_server
+
+    with reference_server() as (base, proc):
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert children == []
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + "/cluster", timeout=5 * U)
+        assert err.value.code == 404
+    with cluster(workers=2) as c:
+        children = Path(f"/proc/{c.proc.pid}/task/{c.proc.pid}/children").read_text().split()
+        assert len(children) == 3  # the core owner and two workers
+        assert {c.status(k)["pid"] for k in range(2)} | {c.status(0)["core_pid"]} == set(map(int, children))

@@ -61,8 +61,7 @@ class MappedAdapter(Adapter):
                     out += em.frames("report", values)
             elif kind == "ping":
                 if caps.barrier:
-                    self._pings.append(values["t"])
-                    out += em.frames("ping", values)
+                    out += self._ping_payloads(values)
                 else:
                     pongs.append(values["t"])
         ok = self._write(out) if out else True
@@ -71,14 +70,20 @@ class MappedAdapter(Adapter):
                 self.synthetic_pong(t, self.sink)
         return ok
 
+    def _ping_payloads(self, values: dict[str, Any]) -> list[Any]:
+        """The barrier's ping as payloads; its pong is matched by value (a transport with
+        acknowledgements, like Socket.IO's, overrides this)."""
+        self._pings.append(values["t"])
+        return self.em.frames("ping", values)
+
     # -- incoming ------------------------------------------------------------------------
-    def translate(self, payload: Any) -> pc.Event | None:
-        """One backend payload -> one harness event (None: ignored by the mapping)."""
+    def translate(self, payload: Any) -> list[pc.Event]:
+        """One backend payload -> harness events (none: ignored by the mapping)."""
         r = self.em.classify(payload)
         if r is True:
-            return None
+            return []
         if r is None:
-            return pc.Unexpected(payload, "no [recv] entry of the mapping matches it")
+            return [pc.Unexpected(payload, "no [recv] entry of the mapping matches it")]
         frame = to_reference(r, payload, self.proto.mode)
         if r.event == "pong":
             t = frame["t"]
@@ -87,14 +92,28 @@ class MappedAdapter(Adapter):
             elif self._pings:  # a pong that does not echo the value answers the oldest ping
                 frame["t"] = self._pings.popleft()
         elif r.event == "welcome":
-            return None
-        return self.proto.receive(frame)
+            return []
+        elif r.event == "error" and self._silently_ended(frame):
+            # A backend that never says "partner left" tells it by refusing our frames for
+            # the chat: that refusal is its partner_left (as when our frame crosses it).
+            return [self.proto.receive({"type": "partner_left", "reason": "unknown"}), self.proto.receive(frame)]
+        return [self.proto.receive(frame)]
+
+    def _silently_ended(self, frame: dict[str, Any]) -> bool:
+        """A `not_allowed` refusal of a chat frame (or of our `next`) on a backend without
+        partner_left: the chat ended on the other side without a word."""
+        proto = self.proto
+        if self.capabilities.partner_left or frame["code"] != "not_allowed":
+            return False
+        if proto.state == pc.PAIRED:
+            return True
+        # (ReferenceClient's bookkeeping: the refused frame is our next from a chat.)
+        return (proto.state == pc.WAITING and proto._unanswered > 0 and proto._last_queue_action == "next"
+                and proto._before[0] == pc.PAIRED)
 
     def _deliver(self, payloads: list[Any], sink: Sink) -> None:
         events = []
         for p in payloads:
-            ev = self.translate(p)
-            if ev is not None:
-                events.append(ev)
+            events += self.translate(p)
         if events:
             sink.on_events(events, time.time_ns())

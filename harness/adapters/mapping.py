@@ -169,9 +169,10 @@ def parse_event_map(mapping: dict[str, Any], recv_key: str = "recv") -> EventMap
     return EventMap(send, recv, ignore, ignore_unknown, {r.event for r in recv})
 
 
-def derive_capabilities(em: EventMap, table: dict[str, Any] | None) -> Capabilities:
+def derive_capabilities(em: EventMap, table: dict[str, Any] | None, provides: tuple[str, ...] = ()) -> Capabilities:
     """What the mapping shows the backend can do; an explicit [capabilities] table can only
-    take things away (or set barrier_delay_s)."""
+    take things away (or set barrier_delay_s). `provides`: capabilities the transport adds
+    beyond the tables (Socket.IO's acknowledged ping is a barrier with no pong event)."""
     send = em.send
     join = send["join"]
     caps = Capabilities(
@@ -188,7 +189,7 @@ def derive_capabilities(em: EventMap, table: dict[str, Any] | None) -> Capabilit
         pair_id=em.has_field("paired", "pair"),
         initiator=em.has_field("paired", "initiator"),
         waiting="waiting" in em.events,
-        barrier="ping" in send and "pong" in em.events,
+        barrier="ping" in send and ("pong" in em.events or "barrier" in provides),
     )
     table = dict(table or {})
     for key, value in table.items():

@@ -105,6 +105,12 @@ class Server:
     def statuses(self) -> list[dict]:
         return [self._get(f"http://127.0.0.1:{p}/cluster") for p in self.worker_ports]
 
+    def pair_counts(self) -> tuple[int, int]:
+        """(pairs made, of which across workers), from the core owner's last stats."""
+        time.sleep(0.3)  # stats are refreshed every 0.1 s
+        s = self.statuses()[0]
+        return s["pairs_made"], s["pairs_across_workers"]
+
     def relay_counts(self) -> tuple[int, int]:
         """(relayed frames, of which crossed processes), summed over the workers."""
         states = self.statuses()
@@ -365,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             relays = saturate("relays", server.port, args.client_procs, args.clients, args.window,
                               args.warmup, args.seconds)
             after = server.relay_counts() if n > 1 else (0, 0)
+            made, across = server.pair_counts() if n > 1 else (0, 0)
         finally:
             server.stop()
         relayed, crossed = after[0] - before[0], after[1] - before[1]
@@ -372,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"workers_{n}_pairs_per_second={pairs:.6g}")
         print(f"workers_{n}_relayed_messages_per_second={relays:.6g}")
         print(f"workers_{n}_crossed_share={share:.4f}")
+        print(f"workers_{n}_pairs_across_workers_share={across / made if made else 0.0:.4f}")
         if not base:
             base = {"pairs": pairs, "relays": relays}
         print(f"workers_{n}_pairs_scaling={pairs / base['pairs']:.3f}")

@@ -76,6 +76,8 @@ class CoreOwner:
         self.users: dict[int, set[int]] = {}  # slot -> gids of open sessions
         self.address: dict[int, str] = {}  # gid -> client address (for reports)
         self.forwarded = 0
+        self.pairs_made = 0
+        self.pairs_crossed = 0  # pairs whose members are on two workers
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._last_stats: bytes | None = None
@@ -169,7 +171,9 @@ class CoreOwner:
                 pair = e.pair_id if gen == 0 else f"{e.pair_id}.{gen}"
                 self._to(e.a, W.control(W.PAIRED, [e.a, e.b, token, pair, e.mode, e.common,
                                                    e.initiator == e.a, e.waited_a, e.waited_b]))
+                self.pairs_made += 1
                 if (e.a ^ e.b) & W.SLOT_MASK:  # on two workers; else one record pairs both at once
+                    self.pairs_crossed += 1
                     self._to(e.b, W.control(W.PAIRED, [e.b, e.a, token, pair, e.mode, e.common,
                                                        e.initiator == e.b, e.waited_b, e.waited_a]))
             elif kind is Waiting:
@@ -209,7 +213,7 @@ class CoreOwner:
         online = {slot: len(gids) for slot, gids in self.users.items() if slot in self.workers}
         pools = [[mode, lang, n] for (mode, lang), n in sorted(core.waiting_by_pool().items())]
         return W.control(W.STATS, [sum(online.values()), core.waiting_count, core.paired_count, pools,
-                                   {str(k): v for k, v in online.items()}])
+                                   {str(k): v for k, v in online.items()}, self.pairs_made, self.pairs_crossed])
 
     async def stats_loop(self) -> None:
         """Send the global counts to every worker when they change (for welcome, /healthz, /metrics)."""

@@ -87,6 +87,8 @@ class GlobalView:
         self.paired_count = 0
         self.pools: dict[tuple[str, str], int] = {}
         self.per_worker: dict[str, int] = {}
+        self.pairs_made = 0
+        self.pairs_crossed = 0
 
     def waiting_by_pool(self) -> dict[tuple[str, str], int]:
         return self.pools
@@ -382,6 +384,7 @@ class ClusterHub(Hub):
             v.online, v.waiting_count, v.paired_count = body[0], body[1], body[2]
             v.pools = {(m, lang): n for m, lang, n in body[3]}
             v.per_worker = body[4]
+            v.pairs_made, v.pairs_crossed = body[5], body[6]
         elif kind == W.BAN:
             self._banned(body[0], float(body[1]))
         elif kind == W.WELCOME:

@@ -39,7 +39,7 @@ WAITING = 22  # [gid]
 PARTNER_LEFT = 23  # [gid, reason]
 DONE = 24  # [gid, error code or None, idle: bool]
 BAN = 25  # [address, seconds left]
-STATS = 26  # [online, waiting, paired, [[mode, lang, n], ...], {slot: online}]
+STATS = 26  # [online, waiting, paired, [[mode, lang, n], ...], {slot: online}, pairs made, pairs across workers]
 # both ways
 RELAY = 40  # target gid, pair token, frame bytes (forwarded unchanged by the core owner)
 

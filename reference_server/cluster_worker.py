@@ -63,6 +63,8 @@ def status(hub: ClusterHub) -> dict:
         "online": hub.online,
         "waiting": hub.waiting,
         "per_worker_online": hub.view.per_worker,
+        "pairs_made": hub.view.pairs_made,  # global, from the core owner
+        "pairs_across_workers": hub.view.pairs_crossed,
         "relayed": sum(hub.stats.relayed.values()),
         "cross_process_relays": ch.crossed,
         "draining": hub.draining,

@@ -112,8 +112,10 @@ class MappedAdapter(Adapter):
                 and proto._before[0] == pc.PAIRED)
 
     def _deliver(self, payloads: list[Any], sink: Sink) -> None:
-        events = []
+        # Frame by frame: each event must reach the sink while the protocol state is the one
+        # right after it (see ReferenceAdapter._read_loop).
+        now = time.time_ns()
         for p in payloads:
-            events += self.translate(p)
-        if events:
-            sink.on_events(events, time.time_ns())
+            events = self.translate(p)
+            if events:
+                sink.on_events(events, now)

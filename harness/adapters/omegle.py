@@ -269,8 +269,8 @@ class OmegleAdapter(Adapter):
 
     def _feed(self, frames: list[Any]) -> None:
         receive = self.proto.receive
-        self._deliver([receive(f) if isinstance(f, dict) else pc.Unexpected(f, "unknown Omegle event")
-                       for f in frames])
+        for f in frames:  # one at a time, as in ReferenceAdapter._read_loop
+            self._deliver([receive(f) if isinstance(f, dict) else pc.Unexpected(f, "unknown Omegle event")])
 
     def _deliver(self, events: list[Any]) -> None:
         if events and self.sink is not None and not self.closing:

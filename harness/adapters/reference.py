@@ -57,7 +57,11 @@ class ReferenceAdapter(Adapter):
             while True:
                 frames = conn.recv_many()
                 now = time.time_ns()
-                on_events([receive(f) for f in frames], now)
+                # One frame at a time: the protocol state seen by the sink must be the state
+                # right after *that* event (a paired + partner_left in one read must not let
+                # the paired handler see the chat already over).
+                for f in frames:
+                    on_events((receive(f),), now)
         except (wsclient.ConnectionClosed, wsclient.ProtocolError, OSError) as exc:
             if not self.closing:
                 sink.on_lost(ConnectionLost(getattr(exc, "code", None), str(exc)))

@@ -321,6 +321,7 @@ class UserView:
         self.state = "waiting"
         self.t_req = t
         self.prefs = (mode, lang, list(interests))
+        self.metrics.count("joins")
 
     def token_sent(self, t: int) -> None:
         if self.cur is not None:
@@ -352,6 +353,7 @@ class UserView:
         if how == END_NEXT:
             self.state = "waiting"
             self.t_req = t
+            self.metrics.count("joins")  # a next is a new search too
         else:
             self.state = "leaving"
 

@@ -259,3 +259,14 @@ def test_worker_metrics_drain_ships_deltas_and_resets() -> None:
     assert out["counters"] == {"sessions": 1} and out["errors"] == {"connect_failed": 1}
     again = m.drain()
     assert again["hist"] == {} and again["timeline"] == {} and again["counters"] == {}
+
+
+def test_every_search_counts_as_a_join() -> None:
+    """A join and each next start a search: both feed chatload_joins_total."""
+    view, _, metrics = make()
+    paired_with(view, "w-2")
+    assert metrics.counters["joins"] == 1
+    view.ended_by_us(END_NEXT, 11 * S)
+    assert metrics.counters["joins"] == 2
+    view.ended_by_us(END_LEAVE, 12 * S)
+    assert metrics.counters["joins"] == 2

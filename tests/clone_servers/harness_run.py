@@ -32,7 +32,7 @@ def chatload_run(target: str | None, out: Path, protocol: str, mapping: str | No
     return proc.returncode, json.loads(path.read_text()), output
 
 
-def against_clone(module: str, server_args: list[str], tmp: Path, protocol: str, mapping: str, users: int,
+def against_clone(module: str, server_args: list[str], tmp: Path, protocol: str, mapping: str | None, users: int,
                   params: list[str], ws_path: str = "/socket") -> tuple[int, dict, str]:
     port = free_port()
     with python_server(["-m", f"tests.clone_servers.{module}", "--port", str(port), *server_args],

@@ -11,6 +11,8 @@ are flagged through the adapter.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ import pytest
 import harness.adapters as adapters
 from harness.adapters.socketio import emit_args, incoming
 from tests.clone_servers.harness_run import MAPPINGS, against_clone
+from tests.support import ROOT, time_unit
 
 MAPPING = "socketio-clone.toml"
 # chatload run probes its target with a WebSocket upgrade: Engine.IO's own URL accepts one.
@@ -133,3 +136,15 @@ def test_event_shapes() -> None:
     assert emit_args({"event": "e", "args": [1, 2]}) == (1, 2)
     assert emit_args({"event": "e", "data": [1, 2]}) == [1, 2]  # one list argument
     assert emit_args({"event": "e"}) is None
+
+
+def test_missing_client_library_is_a_usage_error() -> None:
+    """Without python-socketio installed, choosing socketio says what to install."""
+    code = ("import sys; sys.modules['socketio'] = None\n"
+            "import harness.adapters as a\n"
+            "try:\n    a.load('socketio', sys.argv[1])\n"
+            "except a.MappingError as e:\n    print(e); sys.exit(3)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(MAPPINGS / MAPPING)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30 * time_unit())
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "python-socketio[client]" in proc.stdout

@@ -53,7 +53,15 @@ def _adapter_class(protocol: str) -> type:
         module_name, _, cls_name = PROTOCOLS[protocol].partition(":")
     except KeyError:
         raise MappingError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}") from None
-    return getattr(importlib.import_module(module_name), cls_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if exc.name == module_name or not exc.name or exc.name.startswith("harness"):
+            raise
+        # An optional client library (socketio: python-socketio[client]) is not installed.
+        raise MappingError(f"protocol {protocol!r} needs the Python package {exc.name!r}, which is not"
+                           f" installed (socketio: pip install 'python-socketio[client]')") from None
+    return getattr(module, cls_name)
 
 
 def read_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -369,3 +369,174 @@ def test_workers_1_is_the_single_process_server() -> None:
         children = Path(f"/proc/{c.proc.pid}/task/{c.proc.pid}/children").read_text().split()
         assert len(children) == 3  # the core owner and two workers
         assert {c.status(k)["pid"] for k in range(2)} | {c.status(0)["core_pid"]} == set(map(int, children))
+
+
+# ---------------------------------------------------------------- random traffic, checked from the clients
+class _Actor:
+    """One random user pinned to a worker; checks what it receives as it goes."""
+
+    def __init__(self, client: ProtocolClient, worker: int, rng: Any, lang: str) -> None:
+        self.c = client
+        self.session = client.session
+        self.worker = worker
+        self.rng = rng
+        self.lang = lang
+        self.state = "idle"
+        self.pair: str | None = None
+        self.busy = False  # a join or next is waiting for its answer
+        self.grace: set[str] = set()  # ended chats whose in-flight messages may still arrive
+        self.barriers: dict[str, str] = {}  # ping tag -> chat ended by our leave/report
+        self.seq = 0
+        self.last_seq: dict[tuple[str, str], int] = {}
+        self.paired: list[tuple[str, bool]] = []
+        self.received: dict[str, set[str]] = {}  # pair -> senders
+        self.violations: list[str] = []
+        self.alive = True
+
+    def on_frame(self, f: dict) -> None:
+        kind = f["type"]
+        if kind == "paired":
+            self.grace.clear() if self.busy else None
+            self.busy = False
+            self.state, self.pair = "paired", f["pair"]
+            self.paired.append((f["pair"], f["initiator"]))
+        elif kind == "waiting":
+            self.grace.clear() if self.busy else None
+            self.busy = False
+            self.state, self.pair = "waiting", None
+        elif kind == "partner_left":
+            if self.pair is None and not self.grace:  # (we may have left as the partner did)
+                self.violations.append(f"partner_left while not paired: {f}")
+            self.state, self.pair = "idle", None
+        elif kind == "message":
+            sender, pair, seq = f["text"].split("|")
+            if pair != self.pair and pair not in self.grace:
+                self.violations.append(f"message of {pair} arrived in state {self.state} pair {self.pair}")
+            key = (sender, pair)
+            if int(seq) != self.last_seq.get(key, int(seq) - 1) + 1:
+                self.violations.append(f"out of order or lost: {key} {self.last_seq.get(key)} then {seq}")
+            self.last_seq[key] = int(seq)
+            self.received.setdefault(pair, set()).add(sender)
+        elif kind == "pong":
+            ended = self.barriers.pop(f["t"], None)
+            if ended is not None:
+                self.grace.discard(ended)
+        elif kind == "error":
+            if f["code"] != "not_allowed":  # races with a partner_left in flight are fine
+                self.violations.append(f"error {f}")
+            if self.busy:  # our next lost the race against the partner's leave
+                self.busy = False
+                self.grace.clear()
+        elif kind != "typing":
+            self.violations.append(f"unexpected {f}")
+
+    async def read(self) -> None:
+        try:
+            while True:
+                self.on_frame(await self.c.recv(10 * T))
+        except Exception:  # noqa: BLE001 - our own close ends the reader
+            self.alive = False
+
+    async def act(self) -> str | None:
+        """One random step; returns "gone" when this user disconnected."""
+        r = self.rng.random()
+        if self.busy:
+            return None
+        if self.state == "idle":
+            self.busy = True
+            await self.c.send("join", lang=self.lang)
+        elif self.state == "waiting":
+            if r < 0.1:
+                await self._end("leave")
+            elif r < 0.2:
+                self.busy = True
+                await self.c.send("next")
+        elif self.state == "paired":
+            if r < 0.6:
+                self.seq += 1
+                await self.c.send("message", text=f"{self.session}|{self.pair}|{self.seq}")
+            elif r < 0.72:
+                self.grace.add(self.pair)  # type: ignore[arg-type]
+                self.busy = True
+                await self.c.send("next")
+            elif r < 0.8:
+                await self._end("leave")
+            elif r < 0.85:
+                await self._end("report")
+            elif r < 0.89:
+                await self.c.close()
+                return "gone"
+            else:
+                await self.c.send("typing", active=True)
+        return None
+
+    async def _end(self, kind: str) -> None:
+        if self.pair is not None:
+            self.grace.add(self.pair)
+            tag = f"{kind}{self.rng.random()}"
+            self.barriers[tag] = self.pair
+        else:
+            tag = "x"
+        self.state, self.pair = "idle", None
+        await self.c.send(kind)
+        await self.c.send("ping", t=tag)
+
+
+def test_random_traffic_across_processes_keeps_the_guarantees() -> None:
+    with cluster("--rate-limit", "0", "--rematch-block", str(REMATCH_BLOCK)) as c:
+        _random_traffic(c)
+
+
+def _random_traffic(cl: Cluster) -> None:
+    """Users on both workers join, chat, skip, leave, report and vanish at random in one pool;
+    every client checks what it receives: one pair id shared by exactly two users, messages
+    only from the current partner, in order, none after partner_left or after the answer to
+    our own next (or the pong behind our own leave)."""
+    import random
+
+    users, steps = 24, 120
+    before = cl.status(0)
+
+    async def body(http):
+        lang = next(_langs)
+        rng = random.Random(7)
+        actors: list[_Actor] = []
+        readers = []
+
+        async def spawn(worker: int) -> _Actor:
+            a = _Actor(await connect(http, cl.workers[worker]), worker, random.Random(rng.random()), lang)
+            actors.append(a)
+            readers.append(asyncio.ensure_future(a.read()))
+            return a
+
+        live = [await spawn(k % 2) for k in range(users)]
+        for _ in range(steps):
+            for i, a in enumerate(live):
+                if await a.act() == "gone":
+                    live[i] = await spawn(a.worker)
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.5 * U)
+        for a in live:
+            await a.c.close()
+        await asyncio.gather(*readers)
+        return actors
+
+    actors = run(body)
+    violations = [v for a in actors for v in a.violations]
+    assert violations == [], violations[:10]
+    members: dict[str, list[tuple[str, bool]]] = {}
+    for a in actors:
+        for pair, initiator in a.paired:
+            members.setdefault(pair, []).append((a.session, initiator))
+    assert len(members) > users  # plenty of chats
+    for pair, got in members.items():
+        assert len(got) == 2 and got[0][0] != got[1][0], (pair, got)  # two distinct users
+        assert sorted(i for _, i in got) == [False, True], (pair, got)
+    for a in actors:
+        for pair, senders in a.received.items():
+            partner = {s for s, _ in members[pair]} - {a.session}
+            assert senders <= partner, (pair, senders, partner)  # only the partner of that chat
+    time.sleep(0.3)
+    after = cl.status(0)
+    assert after["pairs_across_workers"] > before["pairs_across_workers"]
+    assert after["pairs_made"] - after["pairs_across_workers"] > before["pairs_made"] - before["pairs_across_workers"]

@@ -177,8 +177,26 @@ def tcp_reachable(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def probe_target(url: str, timeout: float = 5.0) -> None:
-    """TCP connect and a real WebSocket upgrade of `url`; raise BackendUnreachable otherwise."""
+# Protocols whose adapters use the target URL itself as a WebSocket; the others (Socket.IO,
+# Omegle-style HTTP) derive their own paths from it, so only an HTTP answer is checked.
+WEBSOCKET_PROTOCOLS = ("reference", "jsonws")
+
+
+def _read_head(sock: socket.socket, timeout: float) -> str:
+    """The status line of an HTTP answer ('' if none came)."""
+    head = b""
+    deadline = time.monotonic() + timeout
+    while b"\r\n\r\n" not in head and len(head) < 16384 and time.monotonic() < deadline:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return head.split(b"\r\n", 1)[0].decode("latin-1", "replace").strip()
+
+
+def probe_target(url: str, timeout: float = 5.0, websocket: bool = True) -> None:
+    """TCP connect and a real WebSocket upgrade of `url` (or, with websocket=False, any HTTP
+    answer from the host); raise BackendUnreachable otherwise."""
     host, port, secure = _host_port(url)
     parts = urlsplit(url)
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -189,6 +207,12 @@ def probe_target(url: str, timeout: float = 5.0) -> None:
     try:
         if secure:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        if not websocket:
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: chatload-probe\r\nConnection: close\r\n\r\n".encode())
+            status = _read_head(sock, timeout)
+            if not status.startswith("HTTP/"):
+                raise BackendUnreachable(f"{host}:{port} did not answer HTTP (got: {status or 'no answer'})")
+            return
         key = base64.b64encode(os.urandom(16)).decode()
         request = (
             f"GET {resource} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
@@ -196,23 +220,15 @@ def probe_target(url: str, timeout: float = 5.0) -> None:
             "User-Agent: chatload-probe\r\n\r\n"
         )
         sock.sendall(request.encode())
-        head = b""
-        deadline = time.monotonic() + timeout
-        while b"\r\n\r\n" not in head and len(head) < 16384 and time.monotonic() < deadline:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            head += chunk
-        status = head.split(b"\r\n", 1)[0].decode("latin-1", "replace").strip()
+        status = _read_head(sock, timeout)
         if not status.startswith("HTTP/1.1 101"):
-            shown = status or "no answer"
-            raise BackendUnreachable(f"{url} did not accept a WebSocket upgrade (got: {shown})")
+            raise BackendUnreachable(f"{url} did not accept a WebSocket upgrade (got: {status or 'no answer'})")
         # A polite masked close frame (code 1000), then hang up.
         mask = os.urandom(4)
         payload = (1000).to_bytes(2, "big")
         sock.sendall(bytes([0x88, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
     except (OSError, ssl.SSLError) as exc:
-        raise BackendUnreachable(f"WebSocket upgrade of {url} failed: {exc}") from None
+        raise BackendUnreachable(f"probing {url} failed: {exc}") from None
     finally:
         sock.close()
 
@@ -412,7 +428,7 @@ class Runner:
             target = self.server.url
         else:
             target = cfg.target
-        probe_target(target)  # raises BackendUnreachable
+        probe_target(target, websocket=cfg.protocol in WEBSOCKET_PROTOCOLS)  # raises BackendUnreachable
         if self.stop():
             return RunOutcome(None, None, "interrupted", target, "interrupted before the swarm started")
 

@@ -295,3 +295,17 @@ def test_swarm_whose_workers_all_die_stops_and_says_so(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     assert results["run"]["stop_reason"] == "workers_lost"
     assert processes_with_out_dir(out) == []
+
+
+def test_probe_without_upgrade_accepts_any_http_answer() -> None:
+    """Socket.IO and Omegle-style backends are probed for HTTP only: their adapters pick the paths."""
+    from harness.runner import BackendUnreachable, probe_target
+
+    with reference_server() as (base, _):
+        url = "ws://" + base.split("//", 1)[1] + "/healthz"
+        probe_target(url, websocket=False)  # answers 200/404 on /: reachable
+        with pytest.raises(BackendUnreachable, match="did not accept a WebSocket upgrade"):
+            probe_target(url)
+        probe_target(url.replace("/healthz", "/ws"))
+    with pytest.raises(BackendUnreachable, match="cannot connect"):
+        probe_target(url, websocket=False)

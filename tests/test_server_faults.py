@@ -48,7 +48,9 @@ def test_killed_worker_is_dropped_from_pairing_and_replaced() -> None:
             os.kill(before["pid"], signal.SIGKILL)
             killed = time.monotonic()
             await a.expect("partner_left", NOTICE + 0.5 * U, reason="disconnect")
-            assert time.monotonic() - killed < NOTICE
+            noticed = time.monotonic() - killed
+            assert noticed < NOTICE
+            print(f"partner_left {noticed * 1000:.0f} ms after the worker was killed")
             # the dead worker's sockets died with it
             assert await _closed(b, T) in (None, 1006)
             assert await _closed(lost_waiter, T) in (None, 1006)
@@ -59,6 +61,7 @@ def test_killed_worker_is_dropped_from_pairing_and_replaced() -> None:
             await a.expect("pong", T, t="alive")
             # the supervisor replaced the worker; it pairs across processes again
             states = await asyncio.to_thread(c.wait_ready, 15 * U, {1: before["pid"]})
+            print(f"replacement worker connected to the core owner {time.monotonic() - killed:.3f}s after the kill")
             assert states[1]["generation"] == before["generation"] + 1
             e = await connect(http, c.workers[1])
             pe = await join(e, "paired", lang2)

@@ -100,16 +100,19 @@ class MappedAdapter(Adapter):
         return [self.proto.receive(frame)]
 
     def _silently_ended(self, frame: dict[str, Any]) -> bool:
-        """A `not_allowed` refusal of a chat frame (or of our `next`) on a backend without
-        partner_left: the chat ended on the other side without a word."""
+        """A `not_allowed` refusal of a chat frame, or of the next/leave that ends it, on a
+        backend without partner_left: the chat ended on the other side without a word.
+        (Reads ReferenceClient's race bookkeeping; once it saw a partner_left, later
+        refusals are already expected there.)"""
         proto = self.proto
-        if self.capabilities.partner_left or frame["code"] != "not_allowed":
+        if self.capabilities.partner_left or frame["code"] != "not_allowed" or proto._stale:
             return False
         if proto.state == pc.PAIRED:
-            return True
-        # (ReferenceClient's bookkeeping: the refused frame is our next from a chat.)
+            return True  # a chat frame refused
+        if proto.state == pc.IDLE:
+            return proto._crossing  # our leave (or a frame just before it) refused
         return (proto.state == pc.WAITING and proto._unanswered > 0 and proto._last_queue_action == "next"
-                and proto._before[0] == pc.PAIRED)
+                and proto._before[0] == pc.PAIRED)  # our next from the chat refused
 
     def _deliver(self, payloads: list[Any], sink: Sink) -> None:
         # Frame by frame: each event must reach the sink while the protocol state is the one

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,9 @@ from harness import abuse as abuse_mod
 from harness import behaviour
 from harness import metrics_server
 from harness import openmodel_locust
+from harness.fairness.live import open_search, params_for_run
 from harness.histogram import LogHistogram, bucket_value
-from harness.results import MergedState, build_results
+from harness.results import MergedState, build_results, fairness_section
 from harness.users import WORKER
 
 logger = logging.getLogger(__name__)
@@ -151,10 +153,13 @@ class WorkerSide:
         return data
 
     def final_payload(self) -> dict[str, Any]:
+        # Searches still waiting now are tickets too (censored at the run's end, docs/fairness.md).
+        open_searches = [] if WORKER.frozen else [w for w in map(open_search, list(WORKER.views)) if w]
         WORKER.freeze(time.time_ns())  # open chats end as run_end; nothing more is recorded
         abuse_mod.TALLY.fold_live()  # abuser visits still going count as they stand
         abuse_mod.TALLY.frozen = openmodel_locust.TALLY.frozen = True
         data = self.payload(final=True)
+        data["open_searches"] = open_searches
         self.final_sent = True
         self.write_dump()
         return data
@@ -189,6 +194,9 @@ class MasterSide:
         self.dirty = False
         self.written_final = False
         self.ui_partner_left = LogHistogram()
+        self.fair_params = None  # FairnessParams of this run, decided at the first build
+        self.fair_cache: dict[str, Any] | None = None
+        self.fair_next = 0.0  # monotonic time before which partial builds reuse fair_cache
         self.partial_interval = _env_float("CHATLOAD_PARTIAL_INTERVAL", 3.0)
         self.flush_timeout = _env_float("CHATLOAD_FLUSH_TIMEOUT", 10.0)
         self.writer = gevent.spawn(self._partial_loop) if self.out else None
@@ -201,6 +209,7 @@ class MasterSide:
         self.t_end_ns = None
         self.written_final = False
         self.ui_partner_left = LogHistogram()
+        self.fair_cache, self.fair_next = None, 0.0
 
     def merge(self, data: dict[str, Any], worker: str) -> None:
         if self.t_start_ns is None:
@@ -229,11 +238,29 @@ class MasterSide:
             }
         return info
 
+    def fairness(self, partial: bool, end_ns: int) -> dict[str, Any]:
+        """The fairness section from every ticket so far. Partial builds reuse the last one
+        until a new analysis is due (it costs O(tickets); keep it a small share of the time)."""
+        if partial and self.fair_cache is not None and time.monotonic() < self.fair_next:
+            return self.fair_cache
+        if self.fair_params is None:
+            try:
+                self.fair_params = params_for_run(_scenario_config())
+            except ValueError as exc:
+                logger.error("chatload: %s; fairness uses the defaults", exc)
+                self.fair_params = params_for_run(None, env={})
+        t0 = time.monotonic()
+        section = fairness_section(self.state, end_ns, self.fair_params)
+        self.fair_next = time.monotonic() + min(120.0, 10 * (time.monotonic() - t0))
+        self.fair_cache = section
+        return section
+
     def build(self, partial: bool) -> dict[str, Any]:
         start = self.t_start_ns or time.time_ns()
         end = self.t_end_ns or time.time_ns()
         deadline_ms = behaviour.active().oracle_deadline_s * 1000.0
-        doc = build_results(self.state, self.run_info(), start, end, deadline_ms, partial=partial)
+        doc = build_results(self.state, self.run_info(), start, end, deadline_ms, partial=partial,
+                            fairness=self.fairness(partial, end))
         self._feed_partner_left(doc)
         self.live.on_results(doc)
         return doc
@@ -289,6 +316,16 @@ class MasterSide:
         missing = expected - self.finals
         if missing:
             logger.warning("chatload: no final report from %d worker(s): %s", len(missing), sorted(missing))
+
+
+def _scenario_config() -> Any:
+    """The population scenario's config if this process runs one (harness.visitor), else None.
+
+    Read from sys.modules, never imported: importing harness.visitor registers its Locust
+    hooks, which a closed-loop scenario must not get."""
+    visitor = sys.modules.get("harness.visitor")
+    pop = getattr(visitor, "POP", None)
+    return getattr(pop, "config", None)
 
 
 _worker: WorkerSide | None = None

@@ -12,6 +12,8 @@ from typing import Any
 
 from harness import oracle
 from harness.abuse import MergedAbuse, abuse_section
+from harness.fairness.live import live_tickets
+from harness.fairness.params import FairnessParams
 from harness.openmodel_locust import MergedArrivals
 from harness.histogram import LogHistogram
 from harness.ledger import MAX_EXAMPLES, TIMELINE_COLUMNS, WorkerMetrics
@@ -24,7 +26,8 @@ LATENCY_KEYS = {
     "partner_left_latency_ms": "partner_left",
     "signal_rtt_ms": "signal_rtt",
 }
-#: Largest number of tickets written (the list is for later fairness analysis).
+#: Largest number of tickets written to results.json (a sample: the `fairness` section is
+#: always computed from every ticket of the run).
 MAX_TICKETS = 200_000
 
 
@@ -39,6 +42,7 @@ class MergedState:
         self.errors: dict[str, int] = {}
         self.records: list[dict[str, Any]] = []
         self.waits: list[dict[str, Any]] = []
+        self.open_searches: list[dict[str, Any]] = []  # still waiting when the run ended (final reports)
         self.incidents: dict[str, int] = {}
         self.examples: dict[str, list[dict[str, Any]]] = {}
         self.workers: set[str] = set()
@@ -69,6 +73,7 @@ class MergedState:
             mine_ex.extend(exs[: max(0, self.max_examples - len(mine_ex))])
         self.records.extend(data.get("records") or [])
         self.waits.extend(data.get("waits") or [])
+        self.open_searches.extend(data.get("open_searches") or [])
         if data.get("arrivals"):
             self.arrivals.merge(data["arrivals"])
         if data.get("abuse"):
@@ -93,24 +98,25 @@ def _secs(ns: int | None) -> float | None:
     return None if ns is None else round(ns / 1e9, 3)
 
 
-def _tickets(state: MergedState, limit: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for r in state.records:
-        if len(out) >= limit:
-            return out
-        if r.get("end") == "abandoned":
-            continue
-        out.append({"user": r["u"], "cls": r.get("cls"), "mode": r.get("mode"), "lang": r.get("lang"),
-                    "interests": r.get("interests"), "t_join": _secs(r.get("t_req")),
-                    "t_paired": _secs(r.get("t_paired")), "t_gave_up": None,
-                    "peer": None if r.get("peer") is None else f"{r['peer'][0]}#{r['peer'][1]}"})
-    for w in state.waits:
-        if len(out) >= limit:
-            break
-        out.append({"user": w["u"], "cls": w.get("cls"), "mode": w.get("mode"), "lang": w.get("lang"),
-                    "interests": w.get("interests"), "t_join": _secs(w.get("t_req")), "t_paired": None,
-                    "t_gave_up": _secs(w.get("t_gave_up")), "peer": None})
-    return out
+def all_tickets(state: MergedState) -> list[dict[str, Any]]:
+    """Every ticket of the run so far (docs/fairness.md): chats, give-ups, open searches."""
+    return list(live_tickets(state.records, state.waits, state.open_searches))
+
+
+def fairness_section(state: MergedState, t_end_ns: int, params: FairnessParams | None = None,
+                     tickets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The `fairness` section from every ticket; open searches are censored at the run's end.
+
+    Never raises: a failed analysis becomes `{"error": ...}` so the rest of results.json is
+    still written (and a gate on a fairness figure then fails as "missing").
+    """
+    from harness.fairness.analyse import analyse  # numpy-heavy: only when results are built
+
+    tickets = all_tickets(state) if tickets is None else tickets
+    try:
+        return analyse(tickets, params, t_end=t_end_ns / 1e9)
+    except Exception as exc:  # noqa: BLE001 - results without fairness beat no results
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def build_results(
@@ -121,8 +127,14 @@ def build_results(
     deadline_ms: float = oracle.DEFAULT_DEADLINE_MS,
     partial: bool = False,
     max_tickets: int = MAX_TICKETS,
+    fairness: Mapping[str, Any] | None = None,
+    fairness_params: FairnessParams | None = None,
 ) -> dict[str, Any]:
-    """The results.json document for the state merged so far (see docs/results.md)."""
+    """The results.json document for the state merged so far (see docs/results.md).
+
+    `fairness`: a section computed earlier (the plugin reuses one between partial writes);
+    None computes it here from every ticket with `fairness_params`.
+    """
     # Workers count "lacks:<capability>" per session on backends without it (harness/adapters).
     lacking = sorted(k[len("lacks:"):] for k in state.counters if k.startswith("lacks:"))
     unchecked = oracle.unchecked_for(lacking)
@@ -186,7 +198,10 @@ def build_results(
     doc["counters"] = dict(sorted(state.counters.items()))
     doc["histograms"] = {name: h.to_dict() for name, h in hist.items()}
     doc["timeline"] = timeline
-    doc["tickets"] = _tickets(state, max_tickets)
+    tickets = all_tickets(state)
+    doc["fairness"] = dict(fairness) if fairness is not None else fairness_section(state, t_end_ns, fairness_params, tickets)
+    doc["tickets"] = tickets[:max_tickets]
+    doc["tickets_total"] = len(tickets)
     doc["arrivals"] = state.arrivals.section(start_sec)
     doc["abuse"] = abuse_section(state.abuse, state.records)
     doc["processes"] = {

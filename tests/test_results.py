@@ -98,7 +98,12 @@ def test_build_results_has_every_contract_key() -> None:
     assert doc["timeline"][0]["t"] == 1 and doc["timeline"][0]["online"] == 14
     assert doc["timeline"][0]["pairs"] == 1.0
     assert {t["user"] for t in doc["tickets"]} == {"a-0", "b-0"}
-    assert doc["tickets"][0]["peer"] in ("b-0#0", "a-0#0") and doc["partial"] is False
+    assert {(t["user"], t["chat"], t["peer"], t["peer_chat"], t["pair"]) for t in doc["tickets"]} == {
+        ("a-0", 0, "b-0", 0, "p1"), ("b-0", 0, "a-0", 0, "p1")}
+    assert doc["partial"] is False and doc["tickets_total"] == 2
+    f = doc["fairness"]
+    assert f["tickets"] == 2 and f["pairings"] == 1 and f["unmatched_paired_tickets"] == 0
+    assert f["fifo_inversion_rate"] == 0.0 and f["wait_ms"]["max"] == pytest.approx(4.0, abs=1e-3)
 
 
 def test_build_results_reports_violations_with_examples_and_timeline() -> None:
@@ -121,6 +126,40 @@ def test_gave_up_searches_become_tickets() -> None:
     [t] = doc["tickets"]
     assert t["t_paired"] is None and t["t_gave_up"] == pytest.approx((T0 + 2 * S) / S) and t["lang"] == "de"
     assert doc["users"]["gave_up"] == 1
+
+
+def test_fairness_uses_every_ticket_even_when_the_sample_is_capped() -> None:
+    state, _ = two_workers()
+    state.merge({"waits": [{"u": "c-0", "cls": "C", "mode": "text", "lang": "en", "interests": [],
+                            "t_req": T0 + S, "t_gave_up": T0 + 3 * S, "how": "leave"}]}, "w3")
+    full = build_results(state, {}, T0, T0 + 4 * S)
+    capped = build_results(state, {}, T0, T0 + 4 * S, max_tickets=1)
+    assert len(capped["tickets"]) == 1 and capped["tickets_total"] == 3
+    assert capped["fairness"] == full["fairness"]
+    assert full["fairness"]["tickets"] == 3 and full["fairness"]["pairings"] == 1
+    assert full["fairness"]["gave_up"] == 1
+    # The section can be recomputed from an uncapped sample with the recorded t_end and params.
+    from harness.fairness import analyse
+    again = analyse(full["tickets"], full["fairness"]["params"], t_end=full["fairness"]["t_end"])
+    assert again == full["fairness"]
+
+
+def test_searches_open_at_the_end_are_censored_tickets() -> None:
+    state, _ = two_workers()
+    state.merge({"open_searches": [{"u": "d-0", "cls": "C", "mode": "text", "lang": "en", "interests": ["x"],
+                                    "t_req": T0 + 2 * S}]}, "w1")
+    doc = build_results(state, {}, T0, T0 + 5 * S)
+    [t] = [t for t in doc["tickets"] if t["user"] == "d-0"]
+    assert t["t_paired"] is None and t["t_gave_up"] is None
+    f = doc["fairness"]
+    assert f["still_waiting"] == 1 and f["wait_ms"]["max"] == pytest.approx(3000.0, abs=1e-3)  # censored at the end
+    assert doc["users"]["gave_up"] == 0  # not a give-up
+
+
+def test_given_fairness_section_is_used_as_is() -> None:
+    state, _ = two_workers()
+    doc = build_results(state, {}, T0, T0 + S, fairness={"jain_index": 0.25})
+    assert doc["fairness"] == {"jain_index": 0.25}
 
 
 # -- scenario parameters (they shape every run the results describe) -------------------------

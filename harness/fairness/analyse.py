@@ -1,7 +1,7 @@
 """One entry point: the `fairness` section of results.json from a ticket table."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .compat import Compat
 from .fifo import fifo_inversions
@@ -13,13 +13,16 @@ from .tickets import TicketTable
 from .waits import wait_figures
 
 
-def analyse(tickets: TicketTable | list[Mapping[str, Any]], params: FairnessParams | Mapping[str, Any] | None = None) -> dict[str, Any]:
+def analyse(tickets: TicketTable | Sequence[Mapping[str, Any]], params: FairnessParams | Mapping[str, Any] | None = None,
+            t_end: float | None = None) -> dict[str, Any]:
     """Every fairness figure of a run (docs/fairness.md defines each one).
 
-    `tickets` is a TicketTable or a list of ticket dicts (the live harness's records).
+    `tickets` is a TicketTable or a list of ticket dicts (the live harness's records);
+    `t_end` (for dicts) is the run's end, where searches still open are censored
+    (default: the latest time in the records).
     """
     p = coerce(params)
-    t = tickets if isinstance(tickets, TicketTable) else TicketTable.from_records(tickets)
+    t = tickets if isinstance(tickets, TicketTable) else TicketTable.from_records(tickets, t_end=t_end)
     cx = Compat(t, p)
     fifo = fifo_inversions(cx)
     out: dict[str, Any] = {
@@ -37,4 +40,5 @@ def analyse(tickets: TicketTable | list[Mapping[str, Any]], params: FairnessPara
     out.update(starvation_figures(cx))
     out.update(rate_figures(t, p))
     out["params"] = p.to_dict()
+    out["t_end"] = t.t_end
     return out

@@ -66,10 +66,11 @@ class TicketTable:
     ) -> "TicketTable":
         """Build from ticket dicts {user, cls, mode, lang, interests, t_join, t_paired, t_gave_up, peer, ...}.
 
-        Optional keys: `pair` (pair id: partners are matched by it), `via_interest` or
-        `common` (shared interests of the pairing), `t_chat_end`. Without `pair`, a ticket is
-        matched with the partner's ticket naming it back whose `t_paired` is nearest, within
-        `match_window_s` (both ends see `paired` within a network delay of each other).
+        Optional keys: `chat` and `peer_chat` (the chat's index at each end: the live
+        harness's tokens name both), `pair` (pair id), `via_interest` or `common` (shared
+        interests of the pairing), `t_chat_end`. Partners' tickets are matched by
+        `match_records`: chat keys naming each other, else a common pair id, else the
+        partner's ticket naming it back whose `t_paired` is nearest within `match_window_s`.
         """
         users: dict[Hashable, int] = {}
         classes: dict[Hashable, int] = {}
@@ -108,11 +109,7 @@ class TicketTable:
             interest_names=tuple(vocab),
             user_names=tuple(users),
         )
-        pair_ids = [r.get("pair") for r in records]
-        if n and all(p is not None for p, r in zip(pair_ids, records) if r.get("t_paired") is not None):
-            table.peer_ticket = match_by_pair_id(pair_ids, table.t_paired)
-        else:
-            table.peer_ticket = match_peers(table.user, table.peer, table.t_paired, match_window_s)
+        table.peer_ticket = match_records(records, table.user, table.peer, table.t_paired, match_window_s)
         known = np.asarray([v is not None for v in via_given], dtype=bool)
         derived = table.shared_interest_with_peer()
         table.via_interest = np.where(known, np.asarray([bool(v) for v in via_given], dtype=bool), derived)
@@ -275,18 +272,53 @@ def _expand(t: TicketTable, tickets: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return key >> 31, key & ((1 << 31) - 1)
 
 
-def match_by_pair_id(pair_ids: Sequence[Hashable], t_paired: np.ndarray) -> np.ndarray:
-    """Partners share a pair id: the two paired tickets holding one id name each other."""
+def match_records(records: Sequence[Mapping[str, Any]], user: np.ndarray, peer: np.ndarray,
+                  t_paired: np.ndarray, window_s: float) -> np.ndarray:
+    """peer_ticket of every ticket dict, from the most to the least certain evidence.
+
+    1. Chat keys: ticket (u, chat) names (v, peer_chat) and ticket (v, peer_chat) names
+       (u, chat) back. Exact: the live harness learns both from the partner's token.
+    2. Pair id: the two remaining paired tickets holding one `pair`, unless their peers
+       contradict it (a backend that reuses ids cannot join two unrelated chats).
+    3. Time: the rest by `match_peers` (same pair of users, nearest t_paired in the window).
+    """
+    n = len(records)
+    out = np.full(n, -1, dtype=np.int64)
+    done = np.isfinite(t_paired)
+    paired_idx = np.flatnonzero(done).tolist()
+    by_chat: dict[tuple[int, Any], int] = {}
+    for i in paired_idx:
+        c = records[i].get("chat")
+        if c is not None:
+            by_chat.setdefault((int(user[i]), c), i)
+    if by_chat:
+        for i in paired_idx:
+            r = records[i]
+            pc = r.get("peer_chat")
+            if out[i] >= 0 or pc is None or peer[i] < 0:
+                continue
+            j = by_chat.get((int(peer[i]), pc))
+            if j is None or j == i or out[j] >= 0:
+                continue
+            if peer[j] == user[i] and records[j].get("peer_chat") == r.get("chat"):
+                out[i], out[j] = j, i
     seen: dict[Hashable, int] = {}
-    out = np.full(len(pair_ids), -1, dtype=np.int64)
-    for i, p in enumerate(pair_ids):
-        if p is None or not math.isfinite(t_paired[i]):
+    for i in paired_idx:
+        p = records[i].get("pair")
+        if out[i] >= 0 or p is None:
             continue
         j = seen.pop(p, None)
         if j is None:
             seen[p] = i
-        else:
+        elif (user[i] != user[j] and peer[i] in (-1, user[j]) and peer[j] in (-1, user[i])):
             out[i], out[j] = j, i
+        else:
+            seen[p] = i
+    rest = np.flatnonzero(done & (out < 0))
+    if rest.size >= 2:
+        sub = match_peers(user[rest], peer[rest], t_paired[rest], window_s)
+        hit = sub >= 0
+        out[rest[hit]] = rest[sub[hit]]
     return out
 
 

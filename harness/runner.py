@@ -18,11 +18,13 @@ processes talking TCP on 127.0.0.1, exactly as remote workers would:
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import ctypes
 import datetime as dt
 import json
 import os
+import shlex
 import signal
 import socket
 import ssl
@@ -33,7 +35,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -233,15 +235,55 @@ def probe_target(url: str, timeout: float = 5.0, websocket: bool = True) -> None
         sock.close()
 
 
+#: Options of the embedded server that the runner sets itself (loopback, a free port).
+RESERVED_SERVER_OPTIONS = ("host", "port")
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    """An ArgumentParser that raises ValueError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
+
+
+def check_server_args(args: list[str]) -> None:
+    """Parse `args` exactly as the reference server will, so a bad flag is a usage error
+    (exit 2) before anything starts, not a server that dies at start (exit 3)."""
+    from reference_server import settings as settings_mod
+    from reference_server import supervisor
+
+    parser = _RaisingParser(prog="reference_server", add_help=False)
+    settings_mod.add_arguments(parser)
+    supervisor.add_arguments(parser, default_workers=1)
+    unset = object()  # argparse leaves attributes already on the namespace alone unless given
+    try:
+        ns = parser.parse_args(args, namespace=argparse.Namespace(**{k: unset for k in RESERVED_SERVER_OPTIONS}))
+        given = [f"--{k}" for k in RESERVED_SERVER_OPTIONS if getattr(ns, k) is not unset]
+        if given:
+            raise ValueError(f"{' and '.join(given)}: chatload picks the embedded server's address and port "
+                             "(127.0.0.1, a free one)")
+        for k in RESERVED_SERVER_OPTIONS:
+            setattr(ns, k, parser.get_default(k))
+        settings_mod.from_args(ns)
+    except ValueError as exc:
+        raise ValueError(f"bad reference server flags {shlex.join(args)!r}: {exc}") from None
+
+
+def server_argv(port: int, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The embedded server's command line: loopback, `port`, then `extra` (the scenario's
+    SERVER_ARGS, then --server-arg; for a repeated flag the last one wins)."""
+    return [sys.executable, "-m", "reference_server", "--host", "127.0.0.1", "--port", str(port), *extra]
+
+
 class EmbeddedServer:
     """The reference server on a free loopback port, for runs without --target."""
 
-    def __init__(self, out_dir: Path, env: dict[str, str]):
+    def __init__(self, out_dir: Path, env: dict[str, str], extra_args: list[str] | tuple[str, ...] = ()):
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}/ws"
         self.health = f"http://127.0.0.1:{self.port}/healthz"
-        argv = [sys.executable, "-m", "reference_server", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.child = Child("server", argv, env, out_dir / "server.log", cwd=PROJECT_ROOT)
+        self.argv = server_argv(self.port, extra_args)
+        self.child = Child("server", self.argv, env, out_dir / "server.log", cwd=PROJECT_ROOT)
 
     def wait_ready(self, timeout: float, should_stop: Callable[[], bool]) -> None:
         deadline = time.monotonic() + timeout
@@ -286,6 +328,9 @@ class RunConfig:
     mapping: str | None = None  # the adapter's TOML mapping file (absolute path)
     prometheus: bool = False  # start a Prometheus for the run (harness/prometheus.py)
     prometheus_url: str | None = None  # or use this existing one (its scrape config is printed)
+    # Extra flags for the embedded reference server (scenario SERVER_ARGS + --server-arg);
+    # unused with a --target.
+    server_args: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -327,6 +372,8 @@ def run_env(cfg: RunConfig, target: str, started: str) -> dict[str, str]:
         "protocol": cfg.protocol,
         "mapping": cfg.mapping,
     }
+    if cfg.target is None:  # what the embedded server was started with, for reproducing the run
+        run_info["server_args"] = list(cfg.server_args)
     return {
         "CHATLOAD_PROTOCOL": cfg.protocol,
         "CHATLOAD_MAPPING": cfg.mapping or "",
@@ -419,9 +466,10 @@ class Runner:
         cfg = self.cfg
         env = child_env({"CHATLOAD_OUT": str(cfg.out_dir)})
         if cfg.target is None:
-            self.echo("chatload: starting the reference server on 127.0.0.1")
+            flags = f" with {shlex.join(cfg.server_args)}" if cfg.server_args else ""
+            self.echo(f"chatload: starting the reference server on 127.0.0.1{flags}")
             try:
-                self.server = EmbeddedServer(cfg.out_dir, env)
+                self.server = EmbeddedServer(cfg.out_dir, env, cfg.server_args)
                 self.server.wait_ready(30.0, self.stop)
             except Interrupted:
                 return RunOutcome(None, None, "interrupted", "", "interrupted before the swarm started")

@@ -40,6 +40,9 @@ class Scenario:
     # The scenario's suggested run shape (module-level RUN_DEFAULTS: users, spawn_rate,
     # duration_s); command-line options win.
     run_defaults: dict[str, float] = field(default_factory=dict)
+    # Flags the scenario wants on the embedded reference server (module-level SERVER_ARGS,
+    # computed at import with the run's CHATLOAD_SCENARIO_PARAMS, so they follow --param).
+    server_args: list[str] = field(default_factory=list)
 
 
 def scenarios_dir() -> Path:
@@ -105,7 +108,12 @@ name = os.path.splitext(os.path.basename(path))[0]
 module = sys.modules.get("locustfile" if name == "locust" else name)
 defaults = getattr(module, "RUN_DEFAULTS", None)
 defaults = {k: v for k, v in defaults.items() if isinstance(v, (int, float))} if isinstance(defaults, dict) else {}
-print("CHATLOAD-INSPECT " + json.dumps({"users": sorted(users), "shapes": len(shapes), "defaults": defaults}))
+server_args = getattr(module, "SERVER_ARGS", None)
+if server_args is not None and (not isinstance(server_args, (list, tuple)) or not all(isinstance(a, str) for a in server_args)):
+    print("CHATLOAD-INSPECT-ERROR " + json.dumps({"error": f"SERVER_ARGS must be a list of strings, got {server_args!r}", "where": None}))
+    sys.exit(1)
+print("CHATLOAD-INSPECT " + json.dumps({"users": sorted(users), "shapes": len(shapes), "defaults": defaults,
+                                        "server_args": list(server_args or [])}))
 """
 RUN_DEFAULT_KEYS = ("users", "spawn_rate", "duration_s")
 
@@ -148,6 +156,7 @@ def inspect(path: Path, env: dict[str, str], timeout: float = INSPECT_TIMEOUT_S)
         user_classes=report["users"],
         has_shape=report["shapes"] > 0,
         run_defaults=defaults,
+        server_args=list(report.get("server_args", [])),
     )
 
 

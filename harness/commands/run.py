@@ -1,9 +1,15 @@
 """`chatload run SCENARIO`: run a scenario swarm against a backend and write results.
 
-Exit codes: 0 clean; 1 correctness violations; 2 a usage or scenario error (or a swarm
-that could not run or finish: its Locust logs are named); 3 the backend could not be
-reached (before the start, or lost mid-run); 130 interrupted by Ctrl-C. Whenever any
-results were gathered they are written and printed, whatever the exit code.
+Exit codes: 0 clean; 1 correctness violations, or a failed check with --gate; 2 a usage
+or scenario error (or a swarm that could not run or finish: its Locust logs are named; a
+bad --gate thresholds file or --baseline is found before anything starts); 3 the backend
+could not be reached (before the start, or lost mid-run); 130 interrupted by Ctrl-C.
+Whenever any results were gathered they are written and printed (and gated, with
+--gate), whatever the exit code.
+
+The embedded reference server (no --target) gets the scenario's SERVER_ARGS (computed
+when the scenario is inspected, with the run's --param overrides), then every
+--server-arg; with --target they are printed as a note, since the target is the user's.
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import json
 import os
 import random
 import re
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -90,6 +97,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mapping", metavar="FILE.toml", default=None, help="the adapter's mapping of the backend's events (docs/adapters.md)")
     parser.add_argument("--progress-every", type=_positive_float, default=3.0, metavar="SECONDS", help=argparse.SUPPRESS)
     parser.add_argument(
+        "--server-arg", metavar="ARG", action="append", default=[],
+        help="extra flag(s) for the embedded reference server, after the scenario's own (repeatable; "
+             "split like a shell: --server-arg '--rate-limit 0' or --server-arg=--trust-forwarded-for)",
+    )  # fmt: skip
+    gate = parser.add_argument_group("gating (docs/ci.md)")
+    gate.add_argument("--gate", metavar="GATES.toml", default=None,
+                      help="gate the results with these thresholds after the run (exit 1 when a check fails)")
+    gate.add_argument("--baseline", metavar="BASE.json", default=None,
+                      help="baseline for the relative checks (`chatload baseline save`); needs --gate")
+    gate.add_argument("--junit", metavar="FILE", default=None,
+                      help="where to write the gate's JUnit XML (default with --gate: OUT/junit.xml)")
+    parser.add_argument(
         "--prometheus", action="store_true",
         help="start Prometheus on 127.0.0.1 for the run (data in DIR/prometheus; needs the prometheus package)",
     )  # fmt: skip
@@ -124,7 +143,7 @@ def _fail(message: str, code: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so `chatload --help` stays light.
-    from harness.runner import BackendUnreachable, RunConfig, Runner, child_env, normalize_target
+    from harness.runner import BackendUnreachable, RunConfig, Runner, check_server_args, child_env, normalize_target
     from harness.scenario_files import ScenarioError, build_params, check_syntax, inspect, resolve
     from harness import prometheus
     from harness.report import write_report_safely
@@ -134,6 +153,11 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
     try:
+        check_gate_files(args)  # before anything starts: a typo in gates.toml must not cost a run
+        extra_server_args = [piece for item in args.server_arg for piece in shlex.split(item)]
+        if args.target and extra_server_args:
+            raise ValueError("--server-arg applies to the embedded reference server only; with --target, "
+                             "start your backend with those settings yourself")
         params = build_params(args.params, args.param)
         path = resolve(args.scenario)
         check_syntax(path)
@@ -142,8 +166,13 @@ def run(args: argparse.Namespace) -> int:
 
         adapter = load_adapter(args.protocol, args.mapping)  # MappingError is a ValueError: exit 2
         scenario = inspect(path, child_env({"CHATLOAD_SCENARIO_PARAMS": json.dumps(params), "CHATLOAD_SEED": str(seed)}))
-    except (ScenarioError, ValueError) as exc:
+        server_args = [*scenario.server_args, *extra_server_args]
+        if target is None:
+            check_server_args(server_args)
+    except (ScenarioError, ValueError) as exc:  # GateError and MappingError are ValueErrors
         return _fail(str(exc), EXIT_USAGE)
+    if target is not None and scenario.server_args:
+        print(target_note(scenario.name, scenario.server_args), file=sys.stderr, flush=True)
 
     out_dir = Path(args.out) if args.out else default_out_dir()
     try:
@@ -171,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
         mapping=str(Path(args.mapping).resolve()) if args.mapping else None,
         prometheus=args.prometheus,
         prometheus_url=args.prometheus_url,
+        server_args=server_args if target is None else [],
     )
     if args.prometheus and args.prometheus_url:
         return _fail("give --prometheus or --prometheus-url, not both", EXIT_USAGE)
@@ -202,13 +232,68 @@ def run(args: argparse.Namespace) -> int:
         paths["report"] = report
     print()
     print(format_summary(outcome.results, paths), flush=True)
-    if outcome.stop_reason == "interrupted":
+    code = _exit_code(outcome.stop_reason, violations_total(outcome.results), cfg.out_dir)
+    if args.gate:
+        code = _gate(args, outcome.results, cfg.out_dir, outcome.stop_reason, code)
+    return code
+
+
+def check_gate_files(args: argparse.Namespace) -> None:
+    """Load the thresholds and the baseline once up front; any problem is a ValueError (exit 2)."""
+    if not args.gate:
+        if args.baseline or args.junit:
+            raise ValueError("--baseline and --junit go with --gate GATES.toml")
+        return
+    from harness.gate.baseline import load_baseline
+    from harness.gate.thresholds import load_thresholds
+
+    load_thresholds(args.gate)
+    if args.baseline:
+        load_baseline(args.baseline)
+
+
+def target_note(name: str, flags: list[str]) -> str:
+    """What to tell a user whose --target should match a scenario's reference-server flags."""
+    joined = shlex.join(flags)
+    return (
+        f"chatload run: note: scenario {name} runs the embedded reference server with {joined} "
+        "(its time constants scaled by the time scale; see docs/scenarios.md). They are not applied "
+        "to --target: configure the target to match (for the reference server: "
+        f"python -m reference_server --port PORT {joined})"
+    )
+
+
+def _exit_code(stop_reason: str, violations: int, out_dir: Path) -> int:
+    """The run's own exit code, saying why on stderr when it is not 0 or 1."""
+    if stop_reason == "interrupted":
         return EXIT_INTERRUPTED
-    if outcome.stop_reason == "backend_unreachable":
+    if stop_reason == "backend_unreachable":
         print("chatload run: the backend became unreachable during the run", file=sys.stderr)
         return EXIT_UNREACHABLE
-    if violations_total(outcome.results) > 0:
+    if violations > 0:
         return EXIT_VIOLATIONS
-    if outcome.stop_reason != "completed":
-        return _fail(f"the swarm did not finish normally ({outcome.stop_reason}); see the logs in {cfg.out_dir}", EXIT_USAGE)
+    if stop_reason != "completed":
+        return _fail(f"the swarm did not finish normally ({stop_reason}); see the logs in {out_dir}", EXIT_USAGE)
     return EXIT_OK
+
+
+def _gate(args: argparse.Namespace, results: dict, out_dir: Path, stop_reason: str, code: int) -> int:
+    """Gate the results, print the table and write JUnit; a failed check turns 0 into 1,
+    any other code stands (an interrupted or broken run stays what it was)."""
+    from harness.gate import GateError, gate_results
+
+    junit_path = Path(args.junit) if args.junit else out_dir / "junit.xml"
+    try:
+        passed, table = gate_results(results, args.gate, args.baseline, junit_path)
+    except (*GateError, OSError) as exc:  # checked up front; only a file changed or unwritable since
+        print(f"chatload run: gate: {exc}", file=sys.stderr)
+        return code if code != EXIT_OK else EXIT_USAGE
+    print()
+    print(table)
+    print(f"{'junit':<14} {junit_path}", flush=True)
+    if stop_reason != "completed":
+        print(f"chatload run: note: the gate judged the results of a run that did not complete ({stop_reason})",
+              file=sys.stderr)
+    if not passed and code == EXIT_OK:
+        return EXIT_VIOLATIONS
+    return code

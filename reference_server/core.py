@@ -265,10 +265,11 @@ class PairingCore:
         return effects
 
     def tick(self, now: float) -> list[Effect]:
-        """Run the timers that are due, each at its own deadline, in deadline order.
+        """Run the timers that are due, instant by instant in deadline order.
 
-        At equal deadlines an expiring block runs before a fallback, so users who were
-        already open meet in join order before a newly opened user is considered.
+        Everything due at one instant happens together (users open up, blocks end), then
+        the users it touched are settled in join order: whoever joined first among all
+        users who can now meet is served first, as rule 5 says.
         """
         now = self._clock(now)
         effects: list[Effect] = []
@@ -277,40 +278,67 @@ class PairingCore:
         while True:
             tf = fallbacks[0][0] if fallbacks else None
             tu = unblocks[0][0] if unblocks else None
-            if tu is not None and tu <= now and (tf is None or tu <= tf):
-                self._expire_block(*unblocks.popleft(), now, effects)
-            elif tf is not None and tf <= now:
-                at, u, seq = fallbacks.popleft()
-                if u.state != WAITING or u.seq != seq or u.open:
-                    continue
-                u.open = True
-                match = self._oldest_open(u, at)
-                if match is None:
-                    self._insert_open(u)
-                else:
-                    effects.append(self._pair(match, u, now, second_queued=True))
-            else:
+            at = tf if tu is None or (tf is not None and tf < tu) else tu
+            if at is None or at > now:
                 break
+            affected: list[_User] = []
+            while unblocks and unblocks[0][0] == at:
+                self._expire_block(*unblocks.popleft(), affected)
+            while fallbacks and fallbacks[0][0] == at:
+                _, u, seq = fallbacks.popleft()
+                if u.state == WAITING and u.seq == seq and not u.open:
+                    u.open = True
+                    self._insert_open(u)
+                    affected.append(u)
+            if affected:
+                self._settle(affected, at, now, effects)
         self._due = self.next_wakeup()
         return effects
 
-    def _expire_block(self, until: float, a_id: Hashable, b_id: Hashable, now: float,
-                      effects: list[Effect]) -> None:
-        a = self._users.get(a_id)
-        b = self._users.get(b_id)
-        for x, y in ((a, b_id), (b, a_id)):
-            if x is not None and x.blocks is not None and x.blocks.get(y) == until:
-                del x.blocks[y]
+    def _expire_block(self, until: float, a_id: Hashable, b_id: Hashable, affected: list[_User]) -> None:
+        for x_id, y_id in ((a_id, b_id), (b_id, a_id)):
+            x = self._users.get(x_id)
+            if x is None:
+                continue
+            if x.blocks is not None and x.blocks.get(y_id) == until:
+                del x.blocks[y_id]
                 if not x.blocks:
                     x.blocks = None
-        if a is None or b is None or a.state != WAITING or b.state != WAITING or a.pool is not b.pool:
-            return
-        if a.blocks is not None and a.blocks.get(b_id, -1.0) > until:
-            return  # blocked again by a later next
-        # Only a and b can have become compatible: everyone else was settled already.
-        if (a.open and b.open) or _share(a, b):
-            first, second = (a, b) if a.seq < b.seq else (b, a)
-            effects.append(self._pair(first, second, now, second_queued=True))
+            if x.state == WAITING:
+                affected.append(x)
+
+    def _settle(self, affected: list[_User], at: float, now: float, effects: list[Effect]) -> None:
+        """Pair everyone who became compatible at `at`, earliest joiner first.
+
+        Before `at` the queue was settled, so every compatible pair now involves an
+        affected user; the earliest joiner of any such pair is served first, with its own
+        longest-waiting compatible partner. |affected| is almost always 1.
+        """
+        while True:
+            first: _User | None = None
+            for u in affected:
+                if u.state != WAITING:
+                    continue
+                m = self._match_for(u, at)
+                if m is None:
+                    continue
+                x = u if u.seq < m.seq else m
+                if first is None or x.seq < first.seq:
+                    first = x
+            if first is None:
+                return
+            partner = self._match_for(first, at)
+            assert partner is not None
+            effects.append(self._pair(first, partner, now, second_queued=True))
+
+    def _match_for(self, u: _User, at: float) -> _User | None:
+        """u's longest-waiting compatible user (u itself may be waiting)."""
+        match = self._oldest_sharing(u, at) if u.interests else None
+        if u.open:
+            other = self._oldest_open(u, at)
+            if other is not None and (match is None or other.seq < match.seq):
+                match = other
+        return match
 
     # ----------------------------------------------------------------- internals
     def _clock(self, now: float) -> float:
@@ -326,16 +354,8 @@ class PairingCore:
         u.joined = now
         pool = u.pool
         assert pool is not None
-        if u.interests:
-            u.open = self.interest_fallback <= 0
-            match = self._oldest_sharing(u, now)
-            if u.open:
-                other = self._oldest_open(u, now)
-                if other is not None and (match is None or other.seq < match.seq):
-                    match = other
-        else:
-            u.open = True
-            match = self._oldest_open(u, now)
+        u.open = not u.interests or self.interest_fallback <= 0
+        match = self._match_for(u, now)
         if match is not None:
             return [self._pair(match, u, now)]
         u.state = WAITING
@@ -420,7 +440,7 @@ class PairingCore:
     def _pair(self, w: _User, u: _User, now: float, second_queued: bool = False) -> Paired:
         """Pair waiting user `w` with `u` (a newcomer, or also waiting if second_queued)."""
         if w.state == WAITING:
-            if w.interests:
+            if w.interests or not w.open:
                 self._dequeue(w)
             else:  # inlined _dequeue for the common case
                 pool = w.pool
@@ -465,9 +485,3 @@ class PairingCore:
         if self._due is None or until < self._due:
             self._due = until
 
-
-def _share(a: _User, b: _User) -> bool:
-    if not a.interests or not b.interests:
-        return False
-    theirs = b.interests
-    return any(i in theirs for i in a.interests)

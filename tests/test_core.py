@@ -8,9 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from reference_server.core import Paired, PairingCore, PartnerLeft, StateError, Waiting
+from tests.core_impls import IMPLS
 
 CORE = Path(__file__).resolve().parent.parent / "reference_server" / "core.py"
+
+
+@pytest.fixture(params=sorted(IMPLS), autouse=True)
+def impl(request):
+    """Every test runs on the imported core (compiled when built) and on the .py source."""
+    global PairingCore, Paired, PartnerLeft, StateError, Waiting
+    m = IMPLS[request.param]
+    PairingCore, Paired, PartnerLeft, StateError, Waiting = (
+        m.PairingCore, m.Paired, m.PartnerLeft, m.StateError, m.Waiting)
+    return m
 
 
 def pairs(effects) -> list[frozenset]:
@@ -174,3 +184,25 @@ def test_core_is_pure():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_users_opening_at_the_same_instant_are_served_in_join_order():
+    """Found by the stateful test: x and y open together; x (first joiner) gets y, who
+    joined before the open user z, rather than z."""
+    core = PairingCore(interest_fallback=2, rematch_block=0)
+    core.join("x", 0, interests=["a"])
+    core.join("y", 0, interests=["b"])
+    core.join("z", 0)
+    assert pairs(core.tick(2)) == [frozenset("xy")]
+    assert core.state("z") == "waiting"
+
+
+def test_a_block_only_keeps_the_two_skipped_users_apart():
+    """v skipped w: v may not meet w for 5 s, but meets u, who shares another interest."""
+    core = PairingCore(interest_fallback=1000, rematch_block=5)
+    core.join("v", 0, interests=["a", "b"])
+    core.join("w", 0, interests=["a"])  # w pairs with v at once
+    core.next("v", 1)  # v re-queues, blocked from w until 6
+    assert core.join("w", 1, interests=["a"]) == [Waiting("w")]  # shares a with v, but blocked
+    core.join("u", 2, interests=["b"])
+    assert core.partner("u") == "v" and core.state("w") == "waiting"

@@ -11,7 +11,7 @@ import hypothesis.strategies as st
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from reference_server.core import Paired, PairingCore, PartnerLeft, Waiting
+from tests.core_impls import IMPLS
 from tests.naive_matcher import NaiveMatcher
 
 SLOTS = 7
@@ -22,9 +22,11 @@ STEPS = st.sampled_from([0.0, 0.25, 1.0, 2.5, 4.0, 5.0, 6.5, 10.0, 12.0])
 
 
 class CoreVersusNaive(RuleBasedStateMachine):
+    impl = IMPLS["imported"]
+
     @initialize(fallback=st.sampled_from([0.0, 2.0, 5.0, 1000.0]), block=st.sampled_from([0.0, 3.0, 10.0]))
     def setup(self, fallback: float, block: float) -> None:
-        self.core = PairingCore(interest_fallback=fallback, rematch_block=block)
+        self.core = self.impl.PairingCore(interest_fallback=fallback, rematch_block=block)
         self.naive = NaiveMatcher(interest_fallback=fallback, rematch_block=block)
         self.now = 0.0
         self.gen = [0] * SLOTS  # a disconnected user comes back as a new session id
@@ -35,10 +37,10 @@ class CoreVersusNaive(RuleBasedStateMachine):
 
     # -- helpers -------------------------------------------------------------
     def check_effects(self, effects: list, expected_pairs: list[frozenset[str]]) -> None:
-        got = [frozenset((e.a, e.b)) for e in effects if isinstance(e, Paired)]
+        got = [frozenset((e.a, e.b)) for e in effects if isinstance(e, self.impl.Paired)]
         assert sorted(map(sorted, got)) == sorted(map(sorted, expected_pairs)), (got, expected_pairs)
         for e in effects:
-            if isinstance(e, Paired):
+            if isinstance(e, self.impl.Paired):
                 assert e.a != e.b, "self pair"
                 assert e.initiator in (e.a, e.b)
                 assert e.waited_a >= 0 and e.waited_b >= 0
@@ -76,8 +78,8 @@ class CoreVersusNaive(RuleBasedStateMachine):
             return
         effects = self.core.join(user, self.now, mode, lang, sorted(interests))
         self.check_effects(effects, self.naive.join(user, self.now, mode, lang, interests))
-        if not any(isinstance(e, Paired) for e in effects):
-            assert effects == [Waiting(user)]
+        if not any(isinstance(e, self.impl.Paired) for e in effects):
+            assert effects == [self.impl.Waiting(user)]
 
     @rule(slot=st.integers(0, SLOTS - 1))
     def next(self, slot: int) -> None:
@@ -88,7 +90,7 @@ class CoreVersusNaive(RuleBasedStateMachine):
         partner = self.core.partner(user)
         effects = self.core.next(user, self.now)
         if state == "paired":
-            assert PartnerLeft(partner, "next") in effects
+            assert self.impl.PartnerLeft(partner, "next") in effects
             assert self.core.state(partner) == "idle"
         self.check_effects(effects, self.naive.next(user, self.now))
 
@@ -99,7 +101,7 @@ class CoreVersusNaive(RuleBasedStateMachine):
             return
         partner = self.core.partner(user)
         effects = self.core.leave(user, self.now)
-        assert effects == ([PartnerLeft(partner, "leave")] if partner is not None else [])
+        assert effects == ([self.impl.PartnerLeft(partner, "leave")] if partner is not None else [])
         self.naive.leave(user)
         assert self.core.state(user) == "idle"
 
@@ -108,7 +110,7 @@ class CoreVersusNaive(RuleBasedStateMachine):
         user = self.uid(slot)
         partner = self.core.partner(user)
         effects = self.core.disconnect(user, self.now)
-        assert effects == ([PartnerLeft(partner, "disconnect")] if partner is not None else [])
+        assert effects == ([self.impl.PartnerLeft(partner, "disconnect")] if partner is not None else [])
         if self.naive.state(user) != "idle":
             self.naive.leave(user)
         self.gen[slot] += 1
@@ -150,5 +152,13 @@ class CoreVersusNaive(RuleBasedStateMachine):
                 assert not self.naive.compatible(a, b, now), (a, b, now)
 
 
+class SourceCoreVersusNaive(CoreVersusNaive):
+    """The same machine on the plain-Python source (the import may be the mypyc build)."""
+
+    impl = IMPLS["source"]
+
+
 CoreVersusNaive.TestCase.settings = settings(max_examples=300, stateful_step_count=60, deadline=None)
+SourceCoreVersusNaive.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
 TestCoreVersusNaive = CoreVersusNaive.TestCase
+TestSourceCoreVersusNaive = SourceCoreVersusNaive.TestCase

@@ -245,7 +245,7 @@ class MasterSide:
             return self.fair_cache
         if self.fair_params is None:
             try:
-                self.fair_params = params_for_run(_scenario_config())
+                self.fair_params = params_for_run(_scenario_config(), server_args=self.run_info().get("server_args"))
             except ValueError as exc:
                 logger.error("chatload: %s; fairness uses the defaults", exc)
                 self.fair_params = params_for_run(None, env={})

@@ -114,6 +114,8 @@ def test_live_rules_follow_the_time_scale_and_the_backend_flags() -> None:
                                                  "server.rematch-block": 4})
     p = params_for_run(told, env={})
     assert (p.interest_fallback_s, p.rematch_block_s) == (2.0, 4.0)
+    embedded = params_for_run(told, env={}, server_args=["--interest-fallback", "0.25", "--rematch-block=3"])
+    assert (embedded.interest_fallback_s, embedded.rematch_block_s) == (0.25, 3.0)
     p = params_for_run(None, env={ENV_PARAMS: json.dumps({"fifo_tolerance_s": 0.2})})
     assert p.interest_fallback_s == 5.0 and p.fifo_tolerance_s == 0.2
     with pytest.raises(ValueError, match="fifo_tolerance"):

@@ -91,12 +91,29 @@ def open_search(view: Any) -> dict[str, Any] | None:
             "t_req": view.t_req}
 
 
-def params_for_run(scenario: Any = None, env: Mapping[str, str] | None = None) -> FairnessParams:
+def _flag(args: Iterable[str], name: str) -> float | None:
+    """The last value of `--name X` or `--name=X` in a server command line, if any."""
+    found, args = None, list(args)
+    for i, a in enumerate(args):
+        if a == name and i + 1 < len(args):
+            found = args[i + 1]
+        elif a.startswith(name + "="):
+            found = a.split("=", 1)[1]
+    try:
+        return None if found is None else float(found)
+    except ValueError:
+        return None
+
+
+def params_for_run(scenario: Any = None, env: Mapping[str, str] | None = None,
+                   server_args: Iterable[str] | None = None) -> FairnessParams:
     """The FairnessParams of a live run.
 
     `scenario` is a harness.scenario_config.ScenarioConfig (population scenarios) or None
-    (closed-loop scenarios: real time, the protocol's defaults). `CHATLOAD_FAIRNESS_PARAMS`
-    (JSON object of FairnessParams fields) wins over both.
+    (closed-loop scenarios: real time, the protocol's defaults). `server_args`, the flags
+    the embedded reference server really ran with (results `run.server_args`), win over
+    the scenario's; `CHATLOAD_FAIRNESS_PARAMS` (JSON object of FairnessParams fields)
+    wins over everything.
     """
     values: dict[str, Any] = {}
     if scenario is not None:
@@ -107,6 +124,10 @@ def params_for_run(scenario: Any = None, env: Mapping[str, str] | None = None) -
         rb = server.get("rematch-block")
         values["rematch_block_s"] = float(rb) if rb is not None else DEFAULT_REMATCH_BLOCK_S
         values["starvation_threshold_s"] = FairnessParams.starvation_threshold_s / k
+    for flag, key in (("--interest-fallback", "interest_fallback_s"), ("--rematch-block", "rematch_block_s")):
+        v = _flag(server_args or (), flag)
+        if v is not None:
+            values[key] = v
     raw = (os.environ if env is None else env).get(ENV_PARAMS, "").strip()
     if raw:
         try:

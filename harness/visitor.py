@@ -20,7 +20,7 @@ import math
 import os
 import random
 import time
-from typing import Any
+from typing import Any, Callable
 
 import gevent
 from gevent import GreenletExit
@@ -61,6 +61,8 @@ class Population:
         self.dispatcher: Dispatcher | None = None
         self.slots = 0
         self.seed = 1
+        #: A scenario may add visits to the real-time plan (e.g. scenarios/peak_hour.py's pre-fill).
+        self.extend_plan: Callable[[Plan], Plan] | None = None
 
     def start(self, count: int, index: int, t0: float, duration_s: float | None) -> None:
         """Build the plan for the run's window and start walking this worker's share."""
@@ -72,6 +74,8 @@ class Population:
         hours = cfg.window_hours(duration_s)
         plan = self.model.build(seed=self.seed, start_hour=cfg.start_hour, hours=hours)
         self.plan = plan_to_real(plan, cfg.time_scale)
+        if self.extend_plan is not None:
+            self.plan = self.extend_plan(self.plan)
         rows = share_of(self.plan.arrival_s, index, count)
         d = Dispatcher(self.plan, rows, t0, cfg.harness.arrival_max_wait_s)
         for _ in range(self.slots):

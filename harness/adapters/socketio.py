@@ -142,6 +142,9 @@ class SocketIOAdapter(MappedAdapter):
     @staticmethod
     def _abort(client: socketio.Client) -> None:
         try:
+            ws = getattr(client.eio, "ws", None)
+            if ws is not None:
+                ws.shutdown()  # drop the socket: no close handshake to wait for
             client.eio.disconnect(abort=True)
         except Exception:  # noqa: BLE001 - never raise from close
             pass

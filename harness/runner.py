@@ -508,7 +508,10 @@ class Runner:
         if results is None:
             if stop_reason == "completed":
                 stop_reason = "swarm_failed"
-            message = f"the Locust master wrote no results; its log ends with:\n{self.master.log_tail()}"
+            rc = self.master.proc.returncode
+            how = f"killed by signal {-rc}" if rc is not None and rc < 0 else f"exit code {rc}"
+            tail = self.master.log_tail() or "(the log is empty)"
+            message = f"the Locust master wrote no results ({how}); its log ends with:\n{tail}"
         return RunOutcome(results, path, stop_reason, target, message, logs)
 
     def _monitor(self, target: str) -> str:

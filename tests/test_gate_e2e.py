@@ -1,6 +1,7 @@
 """The gate on real runs (short mode): the reference server passes against its own
-baseline five times in a row; a server slowed by 200 ms per pairing and one that leaks
-messages to other chats (cross-talk) fail, naming the right checks.
+baseline five times in a row; a server slowed by 200 ms per pairing, one that leaks
+messages to other chats (cross-talk) and one that serves its queue newest first (LIFO)
+fail, naming the right checks.
 
 Every run is a real `chatload run` (Locust master and worker subprocesses, TCP on
 127.0.0.1) against a real server subprocess, gated with the repository's gates.toml.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ import pytest
 from harness.gate import gate_results, run_gate
 from harness.gate.evaluate import all_passed
 from harness.gate.baseline import read_results, save_baseline
-from tests.support import ROOT, free_port, python_server, time_unit
+from harness.scenario_config import load as load_scenario
+from tests.support import ROOT, free_port, python_server, reference_server, time_unit
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +111,64 @@ def test_cross_talk_server_fails_on_correctness(workdir, baseline):
     assert results["correctness"]["cross_talk"] > 0
     assert not passed
     assert "correctness.violations_total == 0" in failed_checks(table), table
+
+
+# Queue order (issue 7's unfair server). LIFO is visible only when several compatible
+# users wait at once, so this population keeps a queue: 20 arrivals a real second (K = 10),
+# 90% with 1-3 interests over 20 topics (a newcomer often shares a topic with two waiting
+# users who share none with each other), one pool (text, en), nobody gives up, and an
+# interest fallback of 0.8 s real (8 model s) on both servers; the live analysis reads it
+# from `server.interest-fallback`. The fallback stays under the 1.5 s pair-latency p99 SLO.
+QUEUE_PARAMS = """
+time_scale = 10
+"server.interest-fallback" = 0.8
+[population]
+dau = 172800
+peak_to_trough = 1.0
+interest_share = 0.9
+interest_vocab = 20
+interest_zipf_s = 0.5
+video_share = 0.0
+lang_mix = {en = 1.0}
+tail_share = 0.0
+abuse_share = 0.0
+reconnects_mean = 0.0
+chats_mean = {skipper = 3.0, talker = 2.0, keeper = 2.0, impatient = 2.0, abuser = 3.0}
+patience_median_s = {skipper = 600.0, talker = 600.0, keeper = 600.0, impatient = 600.0, abuser = 600.0}
+"""
+FIFO_CHECK = "fairness.fifo_inversion_rate < 0.02"
+
+
+def queue_run(out: Path, params: Path, target: str) -> dict:
+    args = [sys.executable, "-m", "harness.cli", "run", "interests", "--users", "100", "--duration", "15",
+            "--workers", "1", "--seed", "3", "--params", str(params), "--out", str(out), "--target", target]
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=90 * time_unit())
+    assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    return read_results(out / "results.json")
+
+
+def test_lifo_server_fails_on_queue_order_and_reference_passes(workdir):
+    params = workdir / "queue.toml"
+    params.write_text(QUEUE_PARAMS)
+    scenario = load_scenario("interests", overrides=tomllib.loads(QUEUE_PARAMS))
+    with reference_server(*scenario.server_args()) as (base, _proc):
+        fair = queue_run(workdir / "queue-reference", params, base.replace("http://", "ws://") + "/ws")
+    port = free_port()
+    with python_server(["-m", "tests.faulty_servers", "--fault", "lifo", "--fallback-s", "0.8", "--port", str(port)],
+                       f"http://127.0.0.1:{port}/healthz"):
+        lifo = queue_run(workdir / "queue-lifo", params, f"ws://127.0.0.1:{port}/ws")
+    for results in (fair, lifo):  # the analysis judged by the servers' real fallback, over every pairing
+        assert results["fairness"]["params"]["interest_fallback_s"] == 0.8
+        assert results["fairness"]["pairings"] > 200 and results["fairness"]["unmatched_paired_tickets"] == 0
+
+    outcomes, table = run_gate(fair, GATES, None, workdir / "junit-queue-reference.xml", verbose=True)
+    print(f"--- reference server, queue population\n{table}")
+    assert all_passed(outcomes), table
+    [fifo_check] = [o for o in outcomes if o.name == FIFO_CHECK]
+    assert not fifo_check.skipped and fifo_check.value == 0.0, table
+
+    passed, table = gate_results(lifo, GATES, None, workdir / "junit-queue-lifo.xml")
+    print(f"--- LIFO server, queue population\n{table}")
+    assert lifo["correctness"]["violations_total"] == 0  # unfair but correct: only fairness can catch it
+    assert not passed
+    assert failed_checks(table) == {FIFO_CHECK}, table

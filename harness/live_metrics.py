@@ -365,7 +365,11 @@ class LiveMetrics:
 
 
 def analyse_fairness(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The fairness figures of a results document: its own section, else computed from tickets."""
+    """The fairness figures of a results document: its own section, else computed from tickets.
+
+    Documents the plugin builds always carry the section (every ticket of the run analysed,
+    harness/results.py), so the gauges show exactly results.json's figures; the fallback
+    on the (possibly capped) ticket sample is for documents written before that."""
     if isinstance(doc.get("fairness"), Mapping) and doc["fairness"]:
         return dict(doc["fairness"])
     tickets = doc.get("tickets") or []

@@ -122,6 +122,33 @@ def test_live_rules_follow_the_time_scale_and_the_backend_flags() -> None:
         params_for_run(None, env={ENV_PARAMS: '{"fifo_tolerance": 1}'})
 
 
+def test_live_gauges_show_the_results_figures() -> None:
+    """/metrics reads the fairness section results.json gets (no second analysis on a sample)."""
+    from types import SimpleNamespace
+
+    from harness.live_metrics import LiveMetrics
+    from harness.results import MergedState, build_results
+
+    ledger = Ledger()
+    chat(ledger, "a", "b", T0, "p", ["x"])
+    chat(ledger, "b", "a", T0 + 30 * MS, "p", ["y"])
+    quitter = UserView("q", ledger, WorkerMetrics())
+    quitter.joined(T0, "text", "en", [])
+    quitter.gave_up("leave", T0 + 3 * S)
+    state = MergedState()
+    state.merge(ledger.drain(), "w")
+    doc = build_results(state, {}, T0, T0 + 4 * S, max_tickets=1)
+    live = LiveMetrics(SimpleNamespace(state=state, t_start_ns=T0))
+    live.on_results(doc)
+    lines = dict(line.rsplit(" ", 1) for line in live.render().decode().splitlines() if not line.startswith("#"))
+    f = doc["fairness"]
+    assert f["tickets"] == 3 and f["pairings"] == 1
+    assert float(lines["chatload_fairness_jain_index"]) == pytest.approx(f["jain_index"])
+    assert float(lines["chatload_fairness_fifo_inversion_rate"]) == f["fifo_inversion_rate"] == 0.0
+    p99 = f["wait_p99_ms_by_cohort"]["cls"]["talker"] / 1000.0
+    assert float(lines['chatload_fairness_wait_p99_seconds{dimension="cls",cohort="talker"}']) == pytest.approx(p99)
+
+
 # -- live versus simulated ------------------------------------------------------------------
 K = 10
 DURATION_S = 20

@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.idle:
         for count in (int(c) for c in args.idle.split(",") if c):
             workers = max(args.workers, -(-count // 15_000))
-            ramp = max(5.0, count / 400)
+            ramp = max(5.0, count / 300)
             run = Run(users=count, prefill=count, ramp_s=ramp, duration_s=ramp + 40, server_workers=args.server_workers,
                       swarm_workers=workers, idle=True, dau=1)
             report(run, *execute(run), prefix=f"idle_{count}_")

@@ -28,6 +28,21 @@ def _codes(values: Iterable[Hashable], names: dict[Hashable, int]) -> list[int]:
     return out
 
 
+def _codes_or_none(values: Iterable[Hashable | None], names: dict[Hashable, int]) -> list[int]:
+    """Like _codes, with -1 for None (a ticket without a partner)."""
+    out = []
+    get = names.get
+    for v in values:
+        if v is None:
+            out.append(-1)
+            continue
+        code = get(v)
+        if code is None:
+            code = names[v] = len(names)
+        out.append(code)
+    return out
+
+
 def _time(v: Any) -> float:
     return NAN if v is None else float(v)
 
@@ -79,7 +94,7 @@ class TicketTable:
         vocab: dict[str, int] = {}
         n = len(records)
         user = _codes((r["user"] for r in records), users)
-        peer = [-1 if r.get("peer") is None else _codes([r["peer"]], users)[0] for r in records]
+        peer = _codes_or_none((r.get("peer") for r in records), users)
         offsets = np.zeros(n + 1, dtype=np.int64)
         ids: list[int] = []
         for i, r in enumerate(records):

@@ -3,7 +3,9 @@
 The runner never imports locust (gevent would monkey-patch it); Locust runs as separate
 processes talking TCP on 127.0.0.1, exactly as remote workers would:
 
-1. the target: the given ws:// URL, or the reference server started here on a free port;
+1. the target: the given ws:// URL, or the reference server started here on a free port
+   with the scenario's SERVER_ARGS and any --server-arg (checked up front by
+   `check_server_args`, so a bad flag is a usage error, not a server dying at start);
    either way it must accept a TCP connection and a WebSocket upgrade before any Locust
    process starts (else `BackendUnreachable`, exit code 3);
 2. one `locust --master --headless` and N `locust --worker` processes, each in its own

@@ -92,7 +92,9 @@ def check_syntax(path: Path) -> ast.Module:
         raise ScenarioError(f"syntax error in scenario {where}: {exc.msg}") from None
 
 
-# Runs in a fresh interpreter: import the file the way Locust does and list what it holds.
+# Runs in a fresh interpreter: import the file the way Locust does and list what it holds
+# (User classes, shapes, RUN_DEFAULTS, SERVER_ARGS). It gets the run's
+# CHATLOAD_SCENARIO_PARAMS, so SERVER_ARGS computed at import follow --param overrides.
 _INSPECT = r"""
 import json, os, sys, traceback
 from locust.util.load_locustfile import load_locustfile

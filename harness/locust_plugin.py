@@ -36,7 +36,7 @@ from harness import metrics_server
 from harness import openmodel_locust
 from harness.fairness.live import open_search, params_for_run
 from harness.histogram import LogHistogram, bucket_value
-from harness.results import MergedState, build_results, fairness_section
+from harness.results import MergedState, all_tickets, build_results, fairness_section
 from harness.users import WORKER
 
 logger = logging.getLogger(__name__)
@@ -238,7 +238,7 @@ class MasterSide:
             }
         return info
 
-    def fairness(self, partial: bool, end_ns: int) -> dict[str, Any]:
+    def fairness(self, partial: bool, end_ns: int, tickets: list[dict[str, Any]]) -> dict[str, Any]:
         """The fairness section from every ticket so far. Partial builds reuse the last one
         until a new analysis is due (it costs O(tickets); keep it a small share of the time)."""
         if partial and self.fair_cache is not None and time.monotonic() < self.fair_next:
@@ -250,7 +250,7 @@ class MasterSide:
                 logger.error("chatload: %s; fairness uses the defaults", exc)
                 self.fair_params = params_for_run(None, env={})
         t0 = time.monotonic()
-        section = fairness_section(self.state, end_ns, self.fair_params)
+        section = fairness_section(self.state, end_ns, self.fair_params, tickets)
         self.fair_next = time.monotonic() + min(120.0, 10 * (time.monotonic() - t0))
         self.fair_cache = section
         return section
@@ -259,8 +259,9 @@ class MasterSide:
         start = self.t_start_ns or time.time_ns()
         end = self.t_end_ns or time.time_ns()
         deadline_ms = behaviour.active().oracle_deadline_s * 1000.0
+        tickets = all_tickets(self.state)
         doc = build_results(self.state, self.run_info(), start, end, deadline_ms, partial=partial,
-                            fairness=self.fairness(partial, end))
+                            fairness=self.fairness(partial, end, tickets), tickets=tickets)
         self._feed_partner_left(doc)
         self.live.on_results(doc)
         return doc

@@ -94,10 +94,6 @@ def _latency(h: LogHistogram) -> dict[str, Any]:
     return {k: s[k] for k in ("count", "p50", "p90", "p99", "p999", "max", "mean")}
 
 
-def _secs(ns: int | None) -> float | None:
-    return None if ns is None else round(ns / 1e9, 3)
-
-
 def all_tickets(state: MergedState) -> list[dict[str, Any]]:
     """Every ticket of the run so far (docs/fairness.md): chats, give-ups, open searches."""
     return list(live_tickets(state.records, state.waits, state.open_searches))
@@ -129,11 +125,13 @@ def build_results(
     max_tickets: int = MAX_TICKETS,
     fairness: Mapping[str, Any] | None = None,
     fairness_params: FairnessParams | None = None,
+    tickets: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The results.json document for the state merged so far (see docs/results.md).
 
     `fairness`: a section computed earlier (the plugin reuses one between partial writes);
-    None computes it here from every ticket with `fairness_params`.
+    None computes it here from every ticket with `fairness_params`. `tickets`: the run's
+    tickets if the caller already has them (`all_tickets(state)`).
     """
     # Workers count "lacks:<capability>" per session on backends without it (harness/adapters).
     lacking = sorted(k[len("lacks:"):] for k in state.counters if k.startswith("lacks:"))
@@ -198,7 +196,7 @@ def build_results(
     doc["counters"] = dict(sorted(state.counters.items()))
     doc["histograms"] = {name: h.to_dict() for name, h in hist.items()}
     doc["timeline"] = timeline
-    tickets = all_tickets(state)
+    tickets = all_tickets(state) if tickets is None else tickets
     doc["fairness"] = dict(fairness) if fairness is not None else fairness_section(state, t_end_ns, fairness_params, tickets)
     doc["tickets"] = tickets[:max_tickets]
     doc["tickets_total"] = len(tickets)

@@ -374,8 +374,10 @@ def run_env(cfg: RunConfig, target: str, started: str) -> dict[str, str]:
         "protocol": cfg.protocol,
         "mapping": cfg.mapping,
     }
-    if cfg.target is None:  # what the embedded server was started with, for reproducing the run
-        run_info["server_args"] = list(cfg.server_args)
+    # What the embedded server was started with, for reproducing the run. (getattr: callers
+    # such as tests/test_deploy_files.py pass a partial config.)
+    if getattr(cfg, "target", None) is None:
+        run_info["server_args"] = list(getattr(cfg, "server_args", []))
     return {
         "CHATLOAD_PROTOCOL": cfg.protocol,
         "CHATLOAD_MAPPING": cfg.mapping or "",

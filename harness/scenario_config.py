@@ -32,6 +32,7 @@ from harness.population.arrivals import HOUR_S
 RUN_KEYS = ("time_scale", "start_hour", "hours", "seed")
 #: Reference-server defaults that are time constants of the service (docs/server.md).
 SERVER_INTEREST_FALLBACK_S = 5.0
+SERVER_REMATCH_BLOCK_S = 10.0  # reference server default (PROTOCOL.md guarantee 2)
 SERVER_RATE_LIMIT = 20.0
 SERVER_RATE_BURST = 40.0
 
@@ -106,11 +107,12 @@ class ScenarioConfig:
 
     def server_args(self) -> list[str]:
         """Flags for the embedded reference server: its time constants divided by K (interest
-        fallback; the per-socket rate limit and burst multiplied by K, since every benign
+        fallback, rematch block; the per-socket rate limit and burst multiplied by K, since every benign
         rate is), X-Forwarded-For trusted when the harness sends it, then explicit overrides."""
         k = self.time_scale
         flags: dict[str, Any] = {"interest-fallback": round(SERVER_INTEREST_FALLBACK_S / k, 6)}
         if k != 1.0:
+            flags["rematch-block"] = round(SERVER_REMATCH_BLOCK_S / k, 6)
             flags["rate-limit"] = round(SERVER_RATE_LIMIT * k, 3)
             flags["rate-burst"] = int(math.ceil(SERVER_RATE_BURST * k))
         if self.harness.forwarded_for:

@@ -57,7 +57,8 @@ class VisitBehaviour:
         self.rate = ts.rate_to_real(rate)
 
     def patience_s(self) -> float:
-        return self.ts.to_real_s(self.row["patience_s"])
+        """Real seconds: the row comes from the real-time plan (plan_to_real already divided by K)."""
+        return float(self.row["patience_s"])
 
     def message_gap(self) -> float:
         return self.rng.expovariate(self.rate) if self.rate > 0 else math.inf

@@ -109,7 +109,7 @@ def test_live_rules_follow_the_time_scale_and_the_backend_flags() -> None:
     k10 = load_scenario("interests", overrides={"time_scale": 10})
     p = params_for_run(k10, env={})
     assert p.interest_fallback_s == pytest.approx(0.5) and p.starvation_threshold_s == pytest.approx(3.0)
-    assert p.rematch_block_s == 10.0  # the server's rematch block is real time (not in SERVER_ARGS)
+    assert p.rematch_block_s == pytest.approx(1.0)  # SERVER_ARGS scale the rematch block by K too
     told = load_scenario("interests", overrides={"time_scale": 10, "server.interest-fallback": 2.0,
                                                  "server.rematch-block": 4})
     p = params_for_run(told, env={})
@@ -156,8 +156,7 @@ SEED = 7
 # One flat stretch of the interests scenario, small enough to run in ~25 s next to the
 # server on 2 cores: 15 arrivals a real second, 60% with interests over a 200-topic
 # vocabulary, two languages (so pools and the fallback matter), short visits. Patience is
-# long: give-ups are not what is compared, and the live visitor divides the plan's patience
-# by K twice (reported; harness/visit_behaviour.py), which the simulator does not.
+# long: give-ups are not what is compared.
 POPULATION = """
 dau = 129600
 peak_to_trough = 1.0
@@ -184,10 +183,10 @@ def live_and_sim(tmp_path_factory) -> tuple[dict, dict]:
     d = tmp_path_factory.mktemp("fair_agree")
     live_params = d / "live.toml"
     live_params.write_text(f"time_scale = {K}\n[population]\n{POPULATION}")
-    # The reference server's rematch block is 10 real seconds (SERVER_ARGS scale only the
-    # fallback), i.e. 10 x K model seconds: the simulated matcher gets the same.
+    # SERVER_ARGS scale the server's fallback and rematch block by K, so the simulated
+    # matcher keeps the protocol's defaults in model time.
     sim_params = d / "sim.toml"
-    sim_params.write_text(f"[matcher]\nrematch_block = {10.0 * K}\n[population]\n{POPULATION}")
+    sim_params.write_text(f"[population]\n{POPULATION}")
     scenario = load_scenario("interests", overrides=tomllib.loads(live_params.read_text()))
     with reference_server(*scenario.server_args()) as (base, _proc):
         target = base.replace("http://", "ws://") + "/ws"

@@ -128,3 +128,11 @@ def test_abuse_scenario_through_chatload_run_gets_bans(tmp_path: Path) -> None:
     assert results["run"]["server_args"][-2:] == ["--report-threshold", "2"]  # server.* params come last
     ab = results["abuse"]
     assert ab["banned"] > 0 and ab["time_to_ban_ms"]["count"] == ab["banned"], ab
+
+
+def test_time_constants_of_the_server_follow_the_time_scale() -> None:
+    """At K = 10 the embedded server's fallback and rematch block are a tenth of the defaults."""
+    args = load("interests", overrides={"time_scale": 10}).server_args()
+    flags = dict(zip(args[::2], args[1::2]))
+    assert float(flags["--interest-fallback"]) == pytest.approx(0.5)
+    assert float(flags["--rematch-block"]) == pytest.approx(1.0)

@@ -122,7 +122,7 @@ def params_for_run(scenario: Any = None, env: Mapping[str, str] | None = None,
         fb = server.get("interest-fallback")
         values["interest_fallback_s"] = float(fb) if fb is not None else DEFAULT_FALLBACK_S / k
         rb = server.get("rematch-block")
-        values["rematch_block_s"] = float(rb) if rb is not None else DEFAULT_REMATCH_BLOCK_S
+        values["rematch_block_s"] = float(rb) if rb is not None else DEFAULT_REMATCH_BLOCK_S / k
         values["starvation_threshold_s"] = FairnessParams.starvation_threshold_s / k
     for flag, key in (("--interest-fallback", "interest_fallback_s"), ("--rematch-block", "rematch_block_s")):
         v = _flag(server_args or (), flag)

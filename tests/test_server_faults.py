@@ -13,6 +13,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from reference_server.client import Closed, connect
 from tests.support import time_unit
 from tests.test_server_multiprocess import cluster, join, run
@@ -21,6 +23,7 @@ U = time_unit()
 T = 5 * U
 PARTNER_LEFT_DEADLINE = 2.0  # the requirement, scaled for slow machines
 NOTICE = PARTNER_LEFT_DEADLINE * U
+pytestmark = pytest.mark.timeout(90 * U)  # a few seconds each; a hang ends here, not at the global 300 s
 
 
 async def _closed(c, timeout: float) -> int | None:

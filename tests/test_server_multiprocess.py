@@ -26,6 +26,7 @@ U = time_unit()
 T = 5 * U
 REMATCH_BLOCK = 1.0 * U
 _langs = (f"m{i:03d}" for i in itertools.count())
+pytestmark = pytest.mark.timeout(90 * U)  # a few seconds each; a hang ends here, not at the global 300 s
 
 
 # ---------------------------------------------------------------- helpers shared with test_server_faults

@@ -55,6 +55,8 @@ BENIGN_ERROR_CODES = frozenset({"rate_limited", "draining"})
 _REMEMBERED_CHATS = 4
 #: Largest gap of missing sequence numbers tracked for reordering (bogus seqs stay bounded).
 _MAX_GAP = 10_000
+#: Senders of frames that came before any token, kept per chat for the master to judge.
+_MAX_EARLY = 4
 
 TOKEN_PREFIX = "~tok "
 MSG_PREFIX = "~msg "
@@ -93,7 +95,7 @@ class ChatRecord:
     __slots__ = (
         "u", "c", "cls", "mode", "lang", "interests", "t_req", "t_paired", "pair", "initiator",
         "t_tok_sent", "peer_u", "peer_c", "t_tok", "sent", "t_last_sent", "refused", "recv",
-        "recv_max", "dup", "reord", "missing", "t_end", "end", "reason", "late",
+        "recv_max", "dup", "reord", "missing", "t_end", "end", "reason", "late", "early",
     )
 
     def __init__(self, u: str, c: int, t_req: int | None, t_paired: int, pair: str | None,
@@ -117,6 +119,10 @@ class ChatRecord:
         self.end: str | None = None
         self.reason: str | None = None
         self.late = 0  # peer messages received after our own next/leave, before the barrier
+        # Frames from chats we could not name yet (no token had arrived): (user, chat) -> count.
+        # Our partner's frames when its token was refused (rate_limited), else cross-talk: the
+        # master decides from the sender's own record (harness/oracle.py).
+        self.early: dict[tuple[str, int], int] | None = None
 
     def peer_key(self) -> tuple[str, int] | None:
         return None if self.peer_u is None else (self.peer_u, self.peer_c)  # type: ignore[return-value]
@@ -153,6 +159,7 @@ class ChatRecord:
             "sent": self.sent, "t_last_sent": self.t_last_sent, "refused": self.refused,
             "recv": self.recv, "recv_max": self.recv_max, "dup": self.dup, "reord": self.reord,
             "t_end": self.t_end, "end": self.end, "reason": self.reason, "late": self.late,
+            "early": None if not self.early else [[u, c, n] for (u, c), n in self.early.items()],
         }
 
 
@@ -451,8 +458,12 @@ class UserView:
             self.metrics.count("crossed_frames")
             return
         self.metrics.error(f"server_error:{code}")
-        if self.cur is not None and code == "rate_limited":
-            self.cur.refused += 1
+        if code == "rate_limited":
+            # The server answers in order: a refusal arriving in the grace after our own
+            # next/leave refused a frame of the chat we just ended (or the next/leave itself).
+            target = self.cur or self.held
+            if target is not None:
+                target.refused += 1
         if code not in BENIGN_ERROR_CODES:
             self._incident("unexpected_error", t, f"error {code}: {message[:80]} (state {self.state})")
 
@@ -472,6 +483,27 @@ class UserView:
         if (u, c) in self.ended:
             return "after_end_delivery"
         return "cross_talk"
+
+    def _early(self, u: str, c: int) -> bool:
+        """A frame from an unknown chat while ours has no token yet: kept in the record for
+        the master (it may be our partner whose token the server refused). False when the
+        record already keeps as many unknown senders as it may (then it is cross-talk)."""
+        rec = self.cur
+        if rec is None:
+            last = self.last
+            if not (self.grace and last is not None and last.peer_u is None):
+                return False
+            rec = last
+        elif rec.peer_u is not None:
+            return False
+        early = rec.early
+        if early is None:
+            early = rec.early = {}
+        key = (u, c)
+        if key not in early and len(early) >= _MAX_EARLY:
+            return False
+        early[key] = early.get(key, 0) + 1
+        return True
 
     def on_text(self, t: int, text: str) -> None:
         parsed = parse_text(text)
@@ -499,6 +531,11 @@ class UserView:
         if u == self.user:
             self._incident("self_match", t, f"own token {u}#{c} in chat {rec.c} (pair {rec.pair})")
         if rec.peer_u is None:
+            early = rec.early
+            if early and (u, c) in early:
+                # The token is always the partner's first frame: the server reordered them.
+                self._incident("reordered_messages", t, f"token of {u}#{c} after {early.pop((u, c))}"
+                               f" of its frames in chat {rec.c}")
             rec.peer_u, rec.peer_c, rec.t_tok = u, c, t
         elif (rec.peer_u, rec.peer_c) != (u, c):
             self._incident("double_match", t, f"second token {u}#{c} in chat {rec.c} already with"
@@ -506,6 +543,8 @@ class UserView:
 
     def on_message(self, t: int, u: str, c: int, seq: int, send_ns: int) -> None:
         target = self._classify(u, c)
+        if target == "cross_talk" and self._early(u, c):
+            return
         if isinstance(target, str):
             self._incident(target, t, f"message {u}#{c} seq {seq} while in chat "
                            f"{None if self.cur is None else self.cur.peer_key()} ({self.state})")
@@ -532,6 +571,8 @@ class UserView:
             self.metrics.error("foreign_signal")
             return
         target = self._classify(u, c)
+        if target == "cross_talk" and self._early(u, c):
+            return
         if isinstance(target, str):
             self._incident(target, t, f"signal {data.get('k')} of {u}#{c} while in chat "
                            f"{None if self.cur is None else self.cur.peer_key()} ({self.state})")

@@ -107,6 +107,28 @@ def _name(key: tuple[str, int] | None) -> str:
     return "nobody" if key is None else f"{key[0]}#{key[1]}"
 
 
+def _judge_early(rec: Mapping[str, Any], by_key: Mapping[tuple[str, int], Mapping[str, Any]], tally: _Tally,
+                 checked: dict[str, int]) -> None:
+    """Frames that reached `rec` before any token, from senders it could not name. From the
+    chat that names `rec` as its peer, they are the partner's (its token never arrived):
+    fine if the server refused frames of that chat (rate_limited: maybe the token), else
+    the backend lost the token. From any other chat they are cross-talk."""
+    me = _key(rec)
+    for u, c, n in rec["early"]:
+        sender = by_key.get((u, c))
+        if sender is None:
+            checked["unmatched_peer"] += 1  # the sender's record never reached us: not judged
+        elif _peer(sender) == me:
+            if not sender.get("refused"):
+                tally.add("lost_messages", rec["u"], rec.get("t_end"),
+                          f"the token of {_name((u, c))} never reached {_name(me)}, {n} of its later"
+                          f" frames did (no frame of {_name((u, c))} was refused)")
+        else:
+            tally.add("cross_talk", rec["u"], rec.get("t_end") or rec.get("t_paired"),
+                      f"{n} frames of {_name((u, c))} (paired with {_name(_peer(sender))}) reached"
+                      f" {_name(me)} before its partner's token", n=n)
+
+
 def check(
     records: Iterable[Mapping[str, Any]],
     local_counts: Mapping[str, int] | None = None,
@@ -136,6 +158,10 @@ def check(
         if p is not None:
             claims.setdefault(p, []).append(rec)
 
+    # Pair ids of chats one side abandoned (paired after it had sent leave): the other side
+    # may wait for a token that never comes, on a backend that does not tell it the chat ended.
+    abandoned_pairs = {r.get("pair") for r in by_key.values() if r.get("end") == END_ABANDONED and r.get("pair")}
+
     partner_left_ms: list[float] = []
     checked = {"chats": len(by_key), "symmetric_pairs": 0, "unmatched_peer": 0, "loss_checked": 0}
 
@@ -151,10 +177,15 @@ def check(
         me = _key(rec)
         peer = _peer(rec)
         end = rec.get("end")
+        if rec.get("early"):
+            _judge_early(rec, by_key, tally, checked)
 
         # Ghost: paired, but no token arrived within the deadline (and the chat was not
-        # visibly ended by the partner or by our own leave racing the pairing).
-        if peer is None and end not in (END_ABANDONED, END_REPAIRED):
+        # visibly ended by the partner or by our own leave racing the pairing). Not a ghost:
+        # a chat whose own token reached someone (the partner was there; its token was
+        # refused or lost, judged above and below), or whose pair the other side abandoned.
+        if peer is None and end not in (END_ABANDONED, END_REPAIRED) and me not in claims \
+                and not (rec.get("pair") and rec.get("pair") in abandoned_pairs):
             t_end = rec.get("t_end")
             lasted = None if t_end is None else t_end - rec["t_paired"]
             if lasted is not None and lasted >= deadline_ns:
@@ -179,8 +210,10 @@ def check(
         if other_peer is None:
             # The other end never saw our token although the partner_left it got proves our
             # token (always our first frame) was sent before the chat ended.
+            # (Unless the server refused one of our frames in that chat: it may be the token.)
             if (rec.get("t_tok_sent") is not None and other.get("end") == END_PARTNER_LEFT
-                    and other.get("reason") in _PARTNER_ACTED and end != END_ABANDONED):
+                    and other.get("reason") in _PARTNER_ACTED and end != END_ABANDONED
+                    and not rec.get("refused")):
                 tally.add("asymmetric_pair", rec["u"], other.get("t_end"),
                           f"{_name(me)} knew {_name(peer)}, which never got {_name(me)}'s token"
                           f" before partner_left ({other.get('reason')})")
@@ -215,6 +248,8 @@ def check(
                 partner_left_ms.append((o_t - rec["t_end"]) / 1e6)
         elif "missing_partner_left" in skip:
             continue
+        elif rec.get("refused"):
+            continue  # the server refused frames of ours in this chat: maybe the next/leave itself
         elif o_end not in (END_ABANDONED, END_REPAIRED) and o_t is not None and o_t - rec["t_end"] > deadline_ns:
             tally.add("missing_partner_left", other["u"], rec["t_end"] + deadline_ns,
                       f"{_name(me)} did {end}, but {_name(peer)} stayed {(o_t - rec['t_end']) / 1e6:.0f} ms"

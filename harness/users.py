@@ -116,6 +116,8 @@ class ChatUser(User):
         self.barrier_wait: int | None = None
         self.closing = False
         self.answered_offer = False
+        self.pacer: adapters_mod.Pacer | None = None
+        self.paced = True  # False for users that mean to flood (abusers): they get no pacing
 
     # -- Locust hooks -----------------------------------------------------------------
     def on_start(self) -> None:
@@ -166,6 +168,7 @@ class ChatUser(User):
             # The master turns these into correctness.unchecked (harness/results.py).
             WORKER.metrics.count(f"{adapters_mod.LACKS_PREFIX}{cap}")
         self.adapter, self.proto = adapter, adapter.proto
+        self.pacer = adapters_mod.Pacer.of(adapter.capabilities) if self.paced else None
         self.closing = False
         self.view.new_session()
         return True
@@ -177,6 +180,13 @@ class ChatUser(User):
             adapter.close(graceful=graceful)
 
     def _send(self, *frames: dict) -> bool:
+        """Send in order, paced under the backend's rate limit (see Capabilities.max_frames_per_s)."""
+        pacer = self.pacer
+        if pacer is not None:
+            wait = pacer.delay(len(frames), time.monotonic())
+            if wait > 0:
+                WORKER.metrics.count("paced_frames", len(frames))
+                gevent.sleep(wait)
         adapter = self.adapter
         return adapter is not None and adapter.send(*frames)
 

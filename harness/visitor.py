@@ -243,6 +243,7 @@ class PopulationUser(ChatUser):
         self.address = forwarded_address(row_i) if POP.config.harness.forwarded_for else None
         self.banned = False
         self.alog = None
+        self.paced = vb.kind == "none"  # abusers mean to exceed the backend's rate limit
         if vb.kind != "none":
             self.alog = abuse_mod.AbuserLog(vb.kind)
             abuse_mod.TALLY.start(self.alog)

@@ -10,6 +10,7 @@ import socket
 import threading
 
 import orjson
+import pytest
 
 from harness import protocol_client as pc
 from harness.adapters.reference import ReferenceAdapter
@@ -59,3 +60,37 @@ def test_paired_and_partner_left_in_one_read_are_seen_in_order():
         adapter.closing = True
         a.close()
         b.close()
+
+
+# -- the sending side: frames leave under the backend's rate limit, in the order asked ------
+def test_pacer_lets_a_burst_through_then_spaces_frames_at_the_rate() -> None:
+    from harness.adapters.base import Capabilities, Pacer
+
+    p = Pacer(rate=10.0, burst=3)
+    assert [p.delay(1, 0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    # Reserved in order: the 4th waits 0.1 s, the 5th (asked at the same time) 0.2 s.
+    assert p.delay(1, 0.0) == pytest.approx(0.1)
+    assert p.delay(1, 0.0) == pytest.approx(0.2)
+    # After a quiet second the bucket is full again (never more than the burst).
+    assert p.delay(2, 1.5) == 0.0 and p.delay(1, 1.5) == 0.0 and p.delay(1, 1.5) == pytest.approx(0.1)
+    # Sustained: never more than rate frames a second whatever the callers ask.
+    p = Pacer(rate=20.0, burst=5)
+    t = 0.0
+    sent: list[float] = []
+    for _ in range(100):
+        t += p.delay(1, t)
+        sent.append(t)
+    assert sum(1 for x in sent if x < 2.0) <= 5 + 20 * 2
+    assert Pacer.of(Capabilities(max_frames_per_s=0)) is None
+    assert Pacer.of(Capabilities()).rate == 16.0
+
+
+def test_pacing_capabilities_come_from_the_mapping_table() -> None:
+    from harness.adapters.base import Capabilities
+
+    caps = Capabilities.from_table({"max_frames_per_s": 5, "max_burst": 8})
+    assert (caps.max_frames_per_s, caps.max_burst) == (5.0, 8.0)
+    with pytest.raises(ValueError):
+        Capabilities.from_table({"max_frames_per_s": True})
+    with pytest.raises(ValueError):
+        Capabilities.from_table({"max_burst": -1})

@@ -70,12 +70,67 @@ def test_cross_talk_message_from_a_stranger() -> None:
     assert "w-9#4" in ledger.examples["cross_talk"][0]["what"]
 
 
-def test_message_before_any_token_is_cross_talk() -> None:
+def test_frames_before_any_token_are_kept_for_the_master() -> None:
+    """Our partner's token may have been refused (rate_limited): its later frames reach us
+    with no token. Who sent them is only known from the sender's own record, so the chat
+    keeps them (`early`) and the oracle judges them; nothing is flagged locally."""
     view, ledger, _ = make()
     view.joined(0, "text", "en", [])
     view.on_paired(S, "p", False, "text")
     view.on_message(S + MS, "w-5", 0, 0, S)
+    view.on_message(S + 2 * MS, "w-5", 0, 1, S)
+    view.on_signal(S + 3 * MS, {"k": "ice", "u": "w-5", "c": 0, "t": S})
+    view.on_partner_left(2 * S, "next")
+    assert ledger.incidents == {}
+    [rec] = ledger.records
+    assert rec["early"] == [["w-5", 0, 3]] and rec["peer"] is None and rec["recv"] == 0
+
+
+def test_early_frames_during_the_grace_go_to_the_chat_we_ended() -> None:
+    view, ledger, _ = make()
+    view.joined(0, "text", "en", [])
+    view.on_paired(S, "p", False, "text")
+    view.ended_by_us(END_NEXT, 2 * S)
+    view.on_message(2 * S + MS, "w-5", 0, 3, S)
+    view.on_waiting(2 * S + 2 * MS)
+    assert ledger.incidents == {}
+    assert ledger.records[0]["early"] == [["w-5", 0, 1]]
+    view.on_message(2 * S + 3 * MS, "w-5", 0, 4, S)  # after the barrier: no chat to keep it
     assert ledger.incidents == {"cross_talk": 1}
+
+
+def test_too_many_unknown_senders_before_a_token_are_cross_talk() -> None:
+    view, ledger, _ = make()
+    view.joined(0, "text", "en", [])
+    view.on_paired(S, "p", False, "text")
+    for i in range(5):
+        view.on_message(S + i * MS, f"w-{i + 10}", 0, 0, S)
+    assert ledger.incidents == {"cross_talk": 1}
+    view.on_text(S + 9 * MS, token_text("w-2", 0))
+    view.on_message(S + 10 * MS, "w-10", 0, 1, S)  # once the chat is named, strangers are cross-talk
+    assert ledger.incidents == {"cross_talk": 2}
+
+
+def test_token_after_frames_of_the_same_sender_is_reordering() -> None:
+    view, ledger, _ = make()
+    view.joined(0, "text", "en", [])
+    view.on_paired(S, "p", False, "text")
+    view.on_message(S + MS, "w-5", 0, 0, S)
+    view.on_text(S + 2 * MS, token_text("w-5", 0))
+    assert ledger.incidents == {"reordered_messages": 1}
+    assert view.cur is not None and view.cur.peer_key() == ("w-5", 0) and not view.cur.early
+
+
+def test_rate_limited_in_the_grace_counts_on_the_chat_we_ended() -> None:
+    """The server answers in order: a refusal that arrives after our next was sent refused
+    a frame of the chat we just ended (maybe the next itself), not the next chat's."""
+    view, ledger, _ = make()
+    paired_with(view, "w-2")
+    view.ended_by_us(END_NEXT, 11 * S)
+    view.on_error(11 * S + MS, "rate_limited", "slow down")
+    view.on_waiting(11 * S + 2 * MS)
+    assert ledger.incidents == {}
+    assert ledger.records[0]["refused"] == 1
 
 
 def test_delivery_after_partner_left_is_a_violation() -> None:

@@ -162,6 +162,51 @@ def test_ghost_match_no_token_within_the_deadline() -> None:
     assert r["violations_by_second"] == {6: 2}
 
 
+def test_refused_token_explains_early_frames_ghost_and_asymmetry() -> None:
+    """a's token was refused (rate_limited): b saw a's messages with no token, waited past
+    the deadline and got partner_left. a's record names b and counts the refusal."""
+    a = rec("a", 0, ("b", 0), sent=4, refused=1, end="next", t_end=7 * S)
+    b = rec("b", 0, None, early=[["a", 0, 4]], end="partner_left", reason="next", t_end=7 * S + MS)
+    only(check([a, b]))
+
+
+def test_early_frames_from_the_partner_without_any_refusal_are_a_lost_token() -> None:
+    a = rec("a", 0, ("b", 0), sent=4, end="next", t_end=7 * S)
+    b = rec("b", 0, None, early=[["a", 0, 4]], end="partner_left", reason="next", t_end=7 * S + MS)
+    r = check([a, b])
+    only(r, lost_messages=1, asymmetric_pair=1)
+    assert "token of a#0 never reached b#0" in r["examples"]["lost_messages"][0]["what"]
+
+
+def test_early_frames_from_another_chat_are_cross_talk() -> None:
+    recs = pair() + [rec("c", 0, None, early=[["a", 0, 3]], end="next", t_end=1 * S + 500 * MS)]
+    r = check(recs)
+    only(r, cross_talk=3)
+    assert "a#0 (paired with b#0) reached c#0" in r["examples"]["cross_talk"][0]["what"]
+
+
+def test_early_frames_from_an_unknown_record_are_not_judged() -> None:
+    r = check([rec("c", 0, None, early=[["z", 0, 3]], end="next", t_end=1 * S + 500 * MS)])
+    only(r)
+    assert r["checked"]["unmatched_peer"] == 1
+
+
+def test_no_token_chat_whose_pair_the_partner_abandoned_is_not_a_ghost() -> None:
+    """On a backend that never says partner_left, the partner's give-up crossing the
+    pairing leaves us waiting for a token: its record is `abandoned` with the same pair id."""
+    a = rec("a", 0, None, end="abandoned", pair="room7", t_tok_sent=None, t_end=1 * S)
+    b = rec("b", 0, None, pair="room7", end="next", t_end=7 * S)
+    ghost = rec("c", 0, None, pair="room8", end="next", t_end=7 * S)
+    no_pair_id = rec("d", 0, None, pair="", end="next", t_end=7 * S)
+    only(check([a, b, ghost, no_pair_id]), ghost_match=2)
+
+
+def test_refused_frames_excuse_a_missing_partner_left() -> None:
+    a = rec("a", 0, ("b", 0), end="next", t_end=2 * S, refused=2)
+    b = rec("b", 0, ("a", 0), end="next", t_end=9 * S)
+    only(check([a, b]))
+
+
 def test_missing_partner_left() -> None:
     a = rec("a", 0, ("b", 0), end="next", t_end=2 * S)
     b = rec("b", 0, ("a", 0), end="run_end", t_end=9 * S)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.adapters.base import CAPABILITY_DOCS, Adapter, Capabilities, ConnectionLost, Sink
+from harness.adapters.base import CAPABILITY_DOCS, Adapter, Capabilities, ConnectionLost, Pacer, Sink
 
 __all__ = [
-    "Adapter", "AdapterSpec", "Capabilities", "ConnectionLost", "PROTOCOLS", "Sink", "from_env", "load",
+    "Adapter", "AdapterSpec", "Capabilities", "ConnectionLost", "PROTOCOLS", "Pacer", "Sink", "from_env", "load",
     "CAPABILITY_DOCS",
 ]
 

@@ -57,6 +57,10 @@ CAPABILITY_DOCS = {
 }
 
 
+#: Capabilities that are numbers, not true/false.
+_NUMBERS = frozenset({"barrier_delay_s", "max_frames_per_s", "max_burst"})
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What the backend supports; a mapping file sets these (default: everything)."""
@@ -76,6 +80,13 @@ class Capabilities:
     barrier: bool = True
     #: Without a ping barrier: how long after our own next/leave frames of the old chat are legal.
     barrier_delay_s: float = 0.5
+    #: The harness never sends faster than this per connection (0: no pacing). A server may
+    #: refuse frames over its rate limit (the reference server: 20/s, bursts of 40), and a
+    #: refused token, next or leave leaves the two ends of a chat disagreeing: a correct
+    #: client stays under the limit, so the oracle never has to guess.
+    max_frames_per_s: float = 16.0
+    #: Frames the harness may send at once before pacing starts.
+    max_burst: float = 20.0
 
     def missing(self) -> list[str]:
         """Names of the capabilities the backend lacks, in a stable order."""
@@ -94,11 +105,39 @@ class Capabilities:
         if unknown:
             raise ValueError(f"unknown capabilities {sorted(unknown)}; known: {sorted(names)}")
         for key, value in table.items():
-            if key == "barrier_delay_s":
+            if key in _NUMBERS:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise ValueError(f"capability {key!r} must be a number >= 0, not {value!r}")
                 table[key] = float(value)
             elif not isinstance(value, bool):
                 raise ValueError(f"capability {key!r} must be true or false, not {value!r}")
         return dataclasses.replace(base, **table)
+
+
+class Pacer:
+    """A token bucket on the sending side: how long to wait before sending n frames so the
+    connection stays under `rate` frames a second with bursts of at most `burst`.
+
+    Sans-I/O (the caller passes `now` and sleeps): tokens are reserved at once, so callers
+    that wait are served in the order they asked."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = max(1.0, burst)
+        self.tokens = self.burst
+        self.t: float | None = None
+
+    def delay(self, n: int, now: float) -> float:
+        """Reserve n frames; seconds to wait before sending them (0: send now)."""
+        if self.t is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
+        self.t = now
+        self.tokens -= n
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    @classmethod
+    def of(cls, caps: "Capabilities") -> "Pacer | None":
+        return cls(caps.max_frames_per_s, caps.max_burst) if caps.max_frames_per_s > 0 else None
 
 
 class ConnectionLost(Exception):

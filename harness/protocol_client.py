@@ -261,6 +261,14 @@ class ReferenceClient:
         if self.state == IDLE:
             if not due:  # legit only as the answer to a join/next our leave overtook
                 self._anomaly("waiting_while_idle")
+            self._answered()
+            if due:
+                # Our leave overtook that join: the server has not read the leave yet, so a
+                # pairing (or a refusal) crossing it may still come.
+                self._crossing = True
+            self._requeue = False
+            self.online = online
+            return Waiting(online)
         elif self.state == PAIRED and not self._requeue:
             self._anomaly("waiting_while_paired")
         else:

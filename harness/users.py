@@ -228,7 +228,7 @@ class ChatUser(User):
                 self.changed.set()
         elif cls is pc_mod.Paired:
             rec = view.on_paired(now, ev.pair_id, ev.initiator, ev.mode)
-            if rec is not None:
+            if rec is not None and self.proto.state == pc_mod.PAIRED:  # a ghost pairing gets no token
                 self.answered_offer = False
                 view.token_sent(_ns())
                 self._send(self.proto.message(token_text(self.user_id, rec.c)))

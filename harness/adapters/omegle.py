@@ -97,6 +97,8 @@ class OmegleAdapter(Adapter):
         self.poller: gevent.Greenlet | None = None
         self.common: list[str] = []
         self.prefs: dict[str, Any] = {"interests": [], "lang": "en"}
+        self._refused: dict[str, int] = {}  # session -> refused /send not explained yet
+        self._gone: set[str] = set()  # sessions whose strangerDisconnected was delivered
 
     @classmethod
     def configure(cls, mapping: dict[str, Any]) -> tuple[Capabilities, dict[str, Any]]:
@@ -171,17 +173,21 @@ class OmegleAdapter(Adapter):
         return ok
 
     def _say(self, path: str, form: dict[str, str]) -> bool:
+        """/send, /typing, /stoppedtyping in the current session.
+
+        A refused /send ("fail") means the chat is over on the server. Its
+        strangerDisconnected travels on the other HTTP connection (the poller) and may come
+        later, so the refusal waits for it (`_refused`): explained by it, it is dropped like
+        the reference protocol's expected not_allowed; still unexplained when the session
+        ends, it is the backend's fault (an `Error("send_failed")`)."""
         cid = self.cid
         if cid is None:
-            answer = "fail"
-        else:
-            got = self._post(path, {"id": cid, **form})
-            if got is None:
-                return False
-            answer = got.strip()
-        if answer != "win" and path == "/send":
-            # Refused (the chat is over): the same as the reference protocol's not_allowed.
-            self._feed([{"type": "error", "code": "not_allowed", "message": f"{path} answered {answer}"}])
+            return True  # our own next/leave ended the session first: there is nothing to send to
+        got = self._post(path, {"id": cid, **form})
+        if got is None:
+            return False
+        if got.strip() != "win" and path == "/send" and self.cid == cid and cid not in self._gone:
+            self._refused[cid] = self._refused.get(cid, 0) + 1
         return True
 
     def _start(self) -> bool:
@@ -199,7 +205,8 @@ class OmegleAdapter(Adapter):
             return False
         self.cid = cid
         self.common = []
-        self._translate_and_deliver(events)
+        self._gone.clear()  # only the current session's end matters to _say
+        self._translate_and_deliver(events, cid)
         self.poller = gevent.spawn(self._poll_loop, cid)
         return True
 
@@ -211,6 +218,14 @@ class OmegleAdapter(Adapter):
         if poller is not None and poller is not gevent.getcurrent():
             poller.join(timeout=self.poll_timeout + 5.0)  # its last events are delivered first
             poller.kill(block=False)
+        if cid is not None:
+            self._gone.discard(cid)
+            refused = self._refused.pop(cid, 0)
+            if refused:
+                # /send failed although the session ended without strangerDisconnected: the
+                # chat was alive (or the partner's end was never told).
+                self._deliver([pc.Error("send_failed", f"{refused} /send answered fail in a chat the backend"
+                                                       " never said was over")])
 
     # -- events -------------------------------------------------------------------------
     def _poll_loop(self, cid: str) -> None:
@@ -225,7 +240,7 @@ class OmegleAdapter(Adapter):
                     if not ended and self.cid == cid and not self.closing and self.sink is not None:
                         self.sink.on_lost(ConnectionLost(None, "the Omegle session ended without strangerDisconnected"))
                     return
-                ended = self._translate_and_deliver(events) or ended
+                ended = self._translate_and_deliver(events, cid) or ended
         except ConnectionLost as exc:
             if self.cid == cid and not self.closing and self.sink is not None:
                 self.sink.on_lost(exc)
@@ -235,8 +250,13 @@ class OmegleAdapter(Adapter):
         finally:
             http_conn.close()
 
-    def _translate_and_deliver(self, events: Any) -> bool:
-        """Deliver a batch of Omegle events; True if it ended the chat."""
+    def _translate_and_deliver(self, events: Any, cid: str) -> bool:
+        """Deliver a batch of Omegle events of session `cid`; True if it ended the chat.
+
+        A strangerDisconnected of a session we already disconnected ourselves is dropped:
+        the partner's end crossed our own next/leave, and Omegle's next (a new /start)
+        cannot be refused the way the reference protocol refuses a crossing next, so
+        passing it on would leave the user idle while the new search goes on."""
         frames: list[Any] = []
         ended = False
         if not isinstance(events, list):
@@ -258,8 +278,11 @@ class OmegleAdapter(Adapter):
                 frames.append({"type": "paired", "pair": "", "mode": "text", "common": self.common,
                                "initiator": False})
             elif name == "strangerDisconnected":
-                frames.append({"type": "partner_left", "reason": "unknown"})
                 ended = True
+                self._refused.pop(cid, None)  # it explains refused /send of this session
+                if self.cid == cid:
+                    self._gone.add(cid)
+                    frames.append({"type": "partner_left", "reason": "unknown"})
             elif name == "error":
                 frames.append({"type": "error", "code": "backend_error", "message": str(ev[1:])[:200]})
             else:

@@ -168,16 +168,29 @@ class ChatUser(User):
             # The master turns these into correctness.unchecked (harness/results.py).
             WORKER.metrics.count(f"{adapters_mod.LACKS_PREFIX}{cap}")
         self.adapter, self.proto = adapter, adapter.proto
-        self.pacer = adapters_mod.Pacer.of(adapter.capabilities) if self.paced else None
+        self.pacer = adapters_mod.Pacer.of(adapter.capabilities, self._pace_scale()) if self.paced else None
         self.closing = False
         self.view.new_session()
         return True
+
+    def _pace_scale(self) -> float:
+        """How much faster than real time this user runs (population users: the time scale K)."""
+        return 1.0
 
     def _drop_connection(self, graceful: bool) -> None:
         self.closing = True
         adapter, self.adapter = self.adapter, None
         if adapter is not None:
             adapter.close(graceful=graceful)
+
+    def _pace_ahead(self, n: int = 1) -> None:
+        """Sleep until n frames may go, before stamping a frame with its send time (so pacing
+        never counts as relay latency). The caller re-checks the chat afterwards."""
+        pacer = self.pacer
+        if pacer is not None:
+            wait = pacer.wait(n, time.monotonic())
+            if wait > 0:
+                gevent.sleep(wait)
 
     def _send(self, *frames: dict) -> bool:
         """Send in order, paced under the backend's rate limit (see Capabilities.max_frames_per_s)."""
@@ -336,6 +349,7 @@ class ChatUser(User):
             self.view.on_barrier(_ns())  # the server never confirmed; do not wait forever
 
     def _send_signal(self, kind: str, **extra: Any) -> None:
+        self._pace_ahead()  # the signal carries its send time
         rec = self.view.cur
         if rec is None or self.proto.state != pc_mod.PAIRED or self.proto.mode != "video":
             return
@@ -409,6 +423,9 @@ class ChatUser(User):
                 self._send(self.proto.typing(True))
                 continue
             if now >= next_msg:
+                self._pace_ahead()
+                if not (self._alive() and view.cur is rec and self.proto.state == pc_mod.PAIRED):
+                    break
                 t = _ns()
                 seq = view.message_sent(t)
                 WORKER.metrics.count("messages_sent")

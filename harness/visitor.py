@@ -204,6 +204,9 @@ class PopulationUser(ChatUser):
         POP.remove_slot()
         super().on_stop()
 
+    def _pace_scale(self) -> float:
+        return POP.ts.k  # every benign rate runs K times faster (and the embedded server allows it)
+
     def connect_headers(self) -> dict[str, str] | None:
         return {"X-Forwarded-For": self.address} if self.address else None
 
@@ -425,6 +428,9 @@ class PopulationUser(ChatUser):
     def _send_one_message(self, rec: Any) -> None:
         vb = self.vb
         assert vb is not None
+        self._pace_ahead()  # before the send time is stamped
+        if not (self._alive() and self.view.cur is rec and self.proto.state == pc_mod.PAIRED):
+            return
         t = time.time_ns()
         if vb.malformed_now():
             if self.alog is not None:

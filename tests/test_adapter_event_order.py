@@ -81,8 +81,15 @@ def test_pacer_lets_a_burst_through_then_spaces_frames_at_the_rate() -> None:
         t += p.delay(1, t)
         sent.append(t)
     assert sum(1 for x in sent if x < 2.0) <= 5 + 20 * 2
+    # wait() peeks without reserving (users sleep before stamping a message's send time).
+    p = Pacer(rate=10.0, burst=2)
+    p.delay(2, 0.0)
+    assert p.wait(1, 0.0) == pytest.approx(0.1) and p.wait(1, 0.0) == pytest.approx(0.1)
+    assert p.wait(1, 0.1) == 0.0 and p.delay(1, 0.1) == 0.0
     assert Pacer.of(Capabilities(max_frames_per_s=0)) is None
     assert Pacer.of(Capabilities()).rate == 16.0
+    scaled = Pacer.of(Capabilities(), scale=20.0)
+    assert (scaled.rate, scaled.burst) == (320.0, 400.0)
 
 
 def test_pacing_capabilities_come_from_the_mapping_table() -> None:

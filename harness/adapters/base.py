@@ -135,9 +135,18 @@ class Pacer:
         self.tokens -= n
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
+    def wait(self, n: int, now: float) -> float:
+        """Seconds until n frames could go, without reserving them."""
+        tokens = self.tokens if self.t is None else min(self.burst, self.tokens + (now - self.t) * self.rate)
+        return 0.0 if tokens >= n else (n - tokens) / self.rate
+
     @classmethod
-    def of(cls, caps: "Capabilities") -> "Pacer | None":
-        return cls(caps.max_frames_per_s, caps.max_burst) if caps.max_frames_per_s > 0 else None
+    def of(cls, caps: "Capabilities", scale: float = 1.0) -> "Pacer | None":
+        """The backend's pacing; `scale` multiplies rate and burst (a run at time scale K
+        runs every benign rate K times faster, and its embedded server allows K times more)."""
+        if caps.max_frames_per_s <= 0:
+            return None
+        return cls(caps.max_frames_per_s * scale, caps.max_burst * scale)
 
 
 class ConnectionLost(Exception):

@@ -387,6 +387,8 @@ class UserView:
 
     # -- what the server sent ---------------------------------------------------------
     def on_waiting(self, t: int) -> None:
+        if self.state == "closed":
+            return  # our own close overtook a read: this connection is not judged any more
         self._end_grace()
         if self.state != "leaving":
             self.state = "waiting"
@@ -400,6 +402,8 @@ class UserView:
 
     def on_paired(self, t: int, pair: str | None, initiator: bool, mode: str) -> ChatRecord | None:
         """Returns the new chat record, or None when the pairing is void (we already left)."""
+        if self.state == "closed":
+            return None  # our own close overtook a read: this connection is not judged any more
         if self.state == "leaving":
             # The server paired us before it processed our leave: the chat is over at once,
             # and the partner's first frames may still reach us until the barrier.
@@ -432,6 +436,8 @@ class UserView:
         return rec
 
     def on_partner_left(self, t: int, reason: str) -> None:
+        if self.state == "closed":
+            return  # our own close overtook a read: this connection is not judged any more
         if self.cur is not None:
             self._close(self.cur, END_PARTNER_LEFT, t, reason)
             self.cur = None
@@ -452,6 +458,8 @@ class UserView:
     def on_error(self, t: int, code: str, message: str = "", expected: bool = False) -> None:
         """An `error` frame; `expected` is the protocol client's verdict that it was caused
         by a legal race (our frame crossed the partner's end of the chat)."""
+        if self.state == "closed":
+            return  # our own close overtook a read: this connection is not judged any more
         if code == "not_allowed" and (expected or self.refusal_expected):
             if self.refusal_expected:
                 self.refusal_expected -= 1
@@ -469,6 +477,8 @@ class UserView:
 
     def unexpected_frame(self, t: int, reason: str) -> None:
         """A frame the protocol client could not interpret: the backend's fault."""
+        if self.state == "closed":
+            return  # our own close overtook a read: this connection is not judged any more
         self._incident("unexpected_error", t, f"uninterpretable frame: {reason[:100]}")
 
     def _classify(self, u: str, c: int) -> ChatRecord | None | str:
@@ -517,6 +527,8 @@ class UserView:
             self.on_message(t, u, c, seq, send_ns)
 
     def on_token(self, t: int, u: str, c: int) -> None:
+        if self.state == "closed":
+            return  # our own close overtook a read: this connection is not judged any more
         rec = self.cur
         if rec is None:
             last = self.last
@@ -542,6 +554,8 @@ class UserView:
                            f" {rec.peer_u}#{rec.peer_c}")
 
     def on_message(self, t: int, u: str, c: int, seq: int, send_ns: int) -> None:
+        if self.state == "closed":
+            return  # our own close overtook a read: this connection is not judged any more
         target = self._classify(u, c)
         if target == "cross_talk" and self._early(u, c):
             return
@@ -561,11 +575,15 @@ class UserView:
         self.metrics.tick(t, 1)
 
     def on_typing(self, t: int) -> None:
+        if self.state == "closed":
+            return  # our own close overtook a read: this connection is not judged any more
         if self.cur is None and not self.grace:
             self._incident("after_end_delivery", t, f"typing while not in a chat ({self.state})")
 
     def on_signal(self, t: int, data: dict[str, Any]) -> None:
         """Checks a signal's origin; records the offer->answer round trip for the initiator."""
+        if self.state == "closed":
+            return  # our own close overtook a read: this connection is not judged any more
         u, c = data.get("u"), data.get("c")
         if not isinstance(u, str) or not isinstance(c, int):
             self.metrics.error("foreign_signal")

@@ -325,3 +325,21 @@ def test_every_search_counts_as_a_join() -> None:
     assert metrics.counters["joins"] == 2
     view.ended_by_us(END_LEAVE, 12 * S)
     assert metrics.counters["joins"] == 2
+
+
+def test_frames_after_our_own_disconnect_are_not_judged() -> None:
+    """A read can complete just as the user closes its connection (the reader runs before
+    it is stopped): whatever it brings is no longer the backend's to answer for."""
+    view, ledger, _ = make()
+    paired_with(view, "w-2")
+    view.ended_by_us("disconnect", 11 * S)
+    assert view.state == "closed"
+    view.on_typing(11 * S + MS)
+    view.on_message(11 * S + MS, "w-2", 0, 0, 10 * S)
+    view.on_partner_left(11 * S + 2 * MS, "next")
+    view.on_error(11 * S + 2 * MS, "bad_json", "x")
+    assert view.on_paired(11 * S + 3 * MS, "p2", True, "text") is None
+    assert ledger.incidents == {} and len(ledger.records) == 1
+    view.new_session()
+    view.on_typing(12 * S)  # a fresh connection is judged again
+    assert ledger.incidents == {"after_end_delivery": 1}

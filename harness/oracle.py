@@ -33,6 +33,8 @@ _PARTNER_ACTED = frozenset({"next", "leave", "report"})
 UNCHECKED_WHEN_LACKING: dict[str, list[tuple[str, str, bool]]] = {
     "partner_left": [
         ("missing_partner_left", "the backend never tells a user that the partner left", False),
+        ("ghost_match", "the backend never tells a user that the partner left: a chat whose partner"
+                        " disconnected while the pairing was on its way is not judged", True),
         ("wrong_partner_left_reason", "the backend never tells a user that the partner left", False),
         ("partner_left_latency", "the backend never tells a user that the partner left", False),
     ],
@@ -129,6 +131,29 @@ def _judge_early(rec: Mapping[str, Any], by_key: Mapping[tuple[str, int], Mappin
                       f" {_name(me)} before its partner's token", n=n)
 
 
+def _disconnect_crossings(records: Iterable[Mapping[str, Any]], claims: Mapping[tuple[str, int], Any],
+                          waits: Iterable[Mapping[str, Any]], window_ns: int) -> set[tuple[str, int]]:
+    """No-token chats explained by a search that gave up by disconnecting while the pairing
+    was on its way: same mode and language, paired within `window_ns` of the give-up, one
+    chat per give-up (earliest first). Used only for backends without partner_left, where
+    such a chat is never ended by the backend and would look like a ghost match."""
+    gone = sorted((w["t_gave_up"], w.get("mode"), w.get("lang")) for w in waits
+                  if w.get("how") == "disconnect" and w.get("t_gave_up") is not None)
+    if not gone:
+        return set()
+    out: set[tuple[str, int]] = set()
+    used = [False] * len(gone)
+    lonely = sorted((r for r in records if r.get("peer") is None and _key(r) not in claims),
+                    key=lambda r: r["t_paired"])
+    for r in lonely:
+        for i, (t, mode, lang) in enumerate(gone):
+            if not used[i] and abs(r["t_paired"] - t) <= window_ns and (mode, lang) == (r.get("mode"), r.get("lang")):
+                used[i] = True
+                out.add(_key(r))
+                break
+    return out
+
+
 def check(
     records: Iterable[Mapping[str, Any]],
     local_counts: Mapping[str, int] | None = None,
@@ -136,8 +161,12 @@ def check(
     deadline_ms: float = DEFAULT_DEADLINE_MS,
     max_examples: int = MAX_EXAMPLES,
     skip: Iterable[str] = (),
+    waits: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Run every global check over the merged records and fold in the local incidents.
+
+    `waits` (the searches users gave up) lets a backend that never says partner_left off
+    for chats whose partner disconnected while the pairing was on its way (see _disconnect_crossings).
 
     Returns {"counters": {kind: n}, "violations_total", "examples": {kind: [...]},
     "partner_left_ms": [samples], "violations_by_second": {sec: n}, "checked": {...}}.
@@ -161,6 +190,8 @@ def check(
     # Pair ids of chats one side abandoned (paired after it had sent leave): the other side
     # may wait for a token that never comes, on a backend that does not tell it the chat ended.
     abandoned_pairs = {r.get("pair") for r in by_key.values() if r.get("end") == END_ABANDONED and r.get("pair")}
+    # Without partner_left, a pairing that crossed the partner's disconnect is never ended.
+    excused = _disconnect_crossings(by_key.values(), claims, waits, deadline_ns) if "missing_partner_left" in skip else set()
 
     partner_left_ms: list[float] = []
     checked = {"chats": len(by_key), "symmetric_pairs": 0, "unmatched_peer": 0, "loss_checked": 0}
@@ -184,7 +215,7 @@ def check(
         # visibly ended by the partner or by our own leave racing the pairing). Not a ghost:
         # a chat whose own token reached someone (the partner was there; its token was
         # refused or lost, judged above and below), or whose pair the other side abandoned.
-        if peer is None and end not in (END_ABANDONED, END_REPAIRED) and me not in claims \
+        if peer is None and end not in (END_ABANDONED, END_REPAIRED) and me not in claims and me not in excused \
                 and not (rec.get("pair") and rec.get("pair") in abandoned_pairs):
             t_end = rec.get("t_end")
             lasted = None if t_end is None else t_end - rec["t_paired"]

@@ -201,6 +201,22 @@ def test_no_token_chat_whose_pair_the_partner_abandoned_is_not_a_ghost() -> None
     only(check([a, b, ghost, no_pair_id]), ghost_match=2)
 
 
+def test_partner_disconnecting_as_the_pairing_crossed_on_a_silent_backend_is_not_a_ghost() -> None:
+    """Without partner_left the backend never ends a chat whose partner disconnected while
+    the pairing was on its way; the partner's give-up (a wait ended by disconnect) explains
+    one such chat, only when partner_left is lacking, only close in time and compatible."""
+    skip = ["missing_partner_left", "wrong_partner_left_reason"]
+    crossed = rec("a", 0, None, end="next", t_paired=10 * S, t_end=16 * S)
+    long_gone = rec("b", 0, None, end="next", t_paired=30 * S, t_end=36 * S)
+    other_lang = rec("c", 0, None, end="next", t_paired=10 * S, t_end=16 * S, lang="es")
+    waits = [{"u": "z", "mode": "text", "lang": "en", "t_gave_up": 10 * S - 200 * MS, "how": "disconnect"},
+             {"u": "y", "mode": "text", "lang": "en", "t_gave_up": 20 * S, "how": "disconnect"},
+             {"u": "x", "mode": "text", "lang": "es", "t_gave_up": 9 * S, "how": "leave"}]
+    only(check([crossed, long_gone, other_lang], skip=skip, waits=waits), ghost_match=2)
+    only(check([crossed], waits=waits), ghost_match=1)  # with partner_left the backend ends it
+    assert {u["check"] for u in oracle.unchecked_for(["partner_left"])} >= {"ghost_match"}
+
+
 def test_refused_frames_excuse_a_missing_partner_left() -> None:
     a = rec("a", 0, ("b", 0), end="next", t_end=2 * S, refused=2)
     b = rec("b", 0, ("a", 0), end="next", t_end=9 * S)

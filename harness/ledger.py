@@ -500,10 +500,10 @@ class UserView:
         record already keeps as many unknown senders as it may (then it is cross-talk)."""
         rec = self.cur
         if rec is None:
-            last = self.last
-            if not (self.grace and last is not None and last.peer_u is None):
+            held = self.held  # the chat we just ended, not shipped until the grace ends
+            if not (self.grace and held is not None and held is self.last and held.peer_u is None):
                 return False
-            rec = last
+            rec = held
         elif rec.peer_u is not None:
             return False
         early = rec.early

@@ -99,6 +99,20 @@ def test_early_frames_during_the_grace_go_to_the_chat_we_ended() -> None:
     assert ledger.incidents == {"cross_talk": 1}
 
 
+def test_stranger_in_the_grace_of_a_search_we_gave_up_is_cross_talk() -> None:
+    """No chat of ours is waiting for its token (the last one was shipped): nothing to keep
+    an unknown sender's frame in, so it is cross-talk at once."""
+    view, ledger, _ = make()
+    view.joined(0, "text", "en", [])
+    view.on_paired(S, "p", False, "text")
+    view.on_partner_left(2 * S, "next")  # ended without a token, shipped at once
+    view.joined(3 * S, "text", "en", [])
+    view.gave_up(END_LEAVE, 4 * S)
+    assert view.grace
+    view.on_message(4 * S + MS, "w-5", 0, 0, S)
+    assert ledger.incidents == {"cross_talk": 1}
+
+
 def test_too_many_unknown_senders_before_a_token_are_cross_talk() -> None:
     view, ledger, _ = make()
     view.joined(0, "text", "en", [])

@@ -19,7 +19,7 @@ from tests.support import ROOT, free_port, python_server, time_unit
 
 pytestmark = pytest.mark.slow
 
-DURATION = "8s"
+DURATION = "6s"
 # Deadlines of 1 s instead of 5 s make missing tokens count within a short run (a
 # slow machine raises CHATLOAD_TEST_TIME_UNIT, and with it the deadlines).
 DEADLINE_S = 1.0 * time_unit()

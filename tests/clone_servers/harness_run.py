@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.support import ROOT, free_port, python_server, time_unit
 
 MAPPINGS = ROOT / "examples" / "mappings"
-DURATION = "7s"
+DURATION = "5s"
 # Short deadlines so missing tokens count within a short run; text only unless asked.
 COMMON = ["oracle_deadline_s=1.0", "token_wait_s=1.0", "think_time_s=[0.05, 0.2]", 'lang_mix={"en": 1.0}']
 

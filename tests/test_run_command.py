@@ -217,6 +217,14 @@ def test_http_server_without_websocket_is_unreachable(tmp_path: Path) -> None:
 
 
 # ---- robustness: Ctrl-C and a backend that dies ------------------------------------------------
+def _partial_pairs(out: Path) -> int:
+    try:
+        partial = json.loads((out / "results.partial.json").read_text())
+    except (OSError, ValueError):  # not written yet, or caught mid-write
+        return 0
+    return int((partial.get("pair_latency_ms") or {}).get("count") or 0)
+
+
 def test_ctrl_c_keeps_results_and_leaves_no_process(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.Popen(
@@ -225,8 +233,8 @@ def test_ctrl_c_keeps_results_and_leaves_no_process(tmp_path: Path) -> None:
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_for(lambda: (out / "results.partial.json").exists(), 60 * time_unit(), "results.partial.json")
-        time.sleep(1.5)
+        # Interrupt once pairs are on record: what was gathered before Ctrl-C must survive it.
+        wait_for(lambda: _partial_pairs(out) > 0, 60 * time_unit(), "pairs in results.partial.json")
         assert len(processes_with_out_dir(out)) == 4  # server, master, 2 workers
         proc.send_signal(signal.SIGINT)
         stdout, _ = proc.communicate(timeout=30 * time_unit())

@@ -25,7 +25,7 @@ from tests.support import ROOT, free_port, python_server, reference_server, time
 pytestmark = pytest.mark.slow
 
 GATES = ROOT / "gates.toml"
-USERS, DURATION, REPEATS = 12, "4s", 5
+USERS, DURATION, REPEATS, BASELINE_RUNS = 12, "4s", 5, 3
 
 # A homogeneous crowd (one mode, one language, no interests, nobody gives up) that ends
 # chats quickly: pair latency then measures the server's pairing, not who can match whom.
@@ -70,9 +70,14 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def baseline(workdir) -> Path:
-    rc, _ = chatload_run(workdir / "base", workdir / "params.toml")
-    assert rc == 0
-    save_baseline([workdir / "base" / "results.json"], workdir / "BASE.json")
+    """Three unchanged runs, bound by the worst (gates.toml: baseline_runs = "envelope"), as
+    docs/ci.md recommends on a noisy machine: one short run's tail is not a baseline."""
+    runs = []
+    for i in range(BASELINE_RUNS):
+        rc, _ = chatload_run(workdir / f"base{i}", workdir / "params.toml")
+        assert rc == 0
+        runs.append(workdir / f"base{i}" / "results.json")
+    save_baseline(runs, workdir / "BASE.json")
     return workdir / "BASE.json"
 
 

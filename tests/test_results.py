@@ -182,21 +182,3 @@ def test_behaviour_params_defaults_overrides_and_typos(monkeypatch: pytest.Monke
     monkeypatch.setenv("CHATLOAD_SCENARIO_PARAMS", "[1, 2]")
     with pytest.raises(ValueError, match="JSON object"):
         params_from_env()
-
-
-def test_give_ups_reach_the_oracle() -> None:
-    """build_results passes the merged waits to the oracle: on a backend without
-    partner_left, a chat whose partner disconnected as the pairing crossed is no ghost."""
-    from tests.test_oracle import MS as O_MS, S as O_S, rec
-
-    crossed = rec("a", 0, None, end="next", t_paired=10 * O_S, t_end=16 * O_S)
-    gave_up = {"u": "z", "mode": "text", "lang": "en", "t_gave_up": 10 * O_S - 200 * O_MS, "how": "disconnect"}
-    run = {"scenario": "smoke", "target": "ws://x/ws", "seed": 1, "started": "2024-01-01T00:00:00Z",
-           "duration_s": 20, "workers": 1}
-    counters = {"lacks:partner_left": 1}
-    without = MergedState()
-    without.merge({"records": [crossed], "counters": counters}, "w")
-    assert build_results(without, run, 0, 20 * O_S)["correctness"]["ghost_match"] == 1
-    state = MergedState()
-    state.merge({"records": [crossed], "waits": [gave_up], "counters": counters}, "w")
-    assert build_results(state, run, 0, 20 * O_S)["correctness"]["ghost_match"] == 0

@@ -82,13 +82,18 @@ def joins_with_waiting_crowd(n: int, crowd: int = 100_000) -> Callable[[], None]
     core = PairingCore(interest_fallback=1e12)
     for i in range(crowd):
         core.join(("crowd", i), 0.0, "text", "en", (f"rare{i}",))
+    rounds = [0]
+
     def run() -> None:
+        # Fresh user ids each round: the crowd stays, the joiners of earlier rounds are paired.
+        base = rounds[0] * n
+        rounds[0] += 1
         join = core.join
-        leave = core.leave
-        for i in range(n):
+        for i in range(base, base + n):
             join(i, 1.0)
-        if core.state(n - 1) == "waiting":
-            leave(n - 1, 1.0)
+        last = base + n - 1
+        if core.state(last) == "waiting":
+            core.leave(last, 1.0)
     return run
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import gevent
 
 from harness import wsclient
+from harness.adapters.wsconn import close_connection, write_json
 from harness.adapters.base import Capabilities, ConnectionLost, Sink, ws_url
 from harness.adapters.mapped import MappedAdapter
 from harness.adapters.mapping import EventMap, derive_capabilities, parse_event_map
@@ -78,30 +79,11 @@ class JsonWsAdapter(MappedAdapter):
                 sink.on_lost(exc)
 
     def _write(self, payloads: list[Any]) -> bool:
-        conn = self.conn
-        if conn is None:
-            return False
-        try:
-            if len(payloads) == 1:
-                conn.send_json(payloads[0])
-            else:
-                conn.send_json_many(payloads)
-            return True
-        except wsclient.ConnectionClosed:
-            return False
+        return write_json(self.conn, payloads)
 
     def close(self, graceful: bool = True) -> None:
         self.closing = True
         self.kill_timers()
         reader, conn = self.reader, self.conn
         self.reader = self.conn = None
-        if reader is not None and reader is not gevent.getcurrent():
-            reader.kill(block=True)
-        if conn is not None:
-            if graceful:
-                try:
-                    conn.close(timeout=1.0)
-                except Exception:  # noqa: BLE001
-                    conn.abort()
-            else:
-                conn.abort()
+        close_connection(reader, conn, graceful)

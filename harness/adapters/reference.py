@@ -14,6 +14,7 @@ import gevent
 
 from harness import protocol_client as pc
 from harness import wsclient
+from harness.adapters.wsconn import close_connection, write_json
 from harness.adapters.base import Adapter, Capabilities, ConnectionLost, Sink, ws_url
 
 
@@ -70,31 +71,12 @@ class ReferenceAdapter(Adapter):
                 sink.on_lost(exc)
 
     def send(self, *frames: dict) -> bool:
-        conn = self.conn
-        if conn is None:
-            return False
-        try:
-            if len(frames) == 1:
-                conn.send_json(frames[0])
-            else:
-                conn.send_json_many(list(frames))
-            return True
-        except wsclient.ConnectionClosed:
-            return False
+        return write_json(self.conn, frames)
 
     def close(self, graceful: bool = True) -> None:
         self.closing = True
         self.kill_timers()
         reader, conn = self.reader, self.conn
         self.reader = self.conn = None
-        if reader is not None and reader is not gevent.getcurrent():
-            reader.kill(block=True)
-        if conn is not None:
-            if graceful:
-                try:
-                    conn.close(timeout=1.0)
-                except Exception:  # noqa: BLE001 - closing a broken socket
-                    conn.abort()
-            else:
-                conn.abort()
+        close_connection(reader, conn, graceful)
 

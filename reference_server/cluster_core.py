@@ -25,6 +25,7 @@ from typing import Callable
 
 from . import cluster_wire as W
 from .bans import BanBook
+from .core_timer import CoreTimer
 from .core import PairingCore, Paired, PartnerLeft, StateError, Waiting
 from .settings import Settings
 
@@ -78,8 +79,7 @@ class CoreOwner:
         self.forwarded = 0
         self.pairs_made = 0
         self.pairs_crossed = 0  # pairs whose members are on two workers
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._core_timer = CoreTimer(loop, clock, self.core, self._route)
         self._last_stats: bytes | None = None
 
     # ------------------------------------------------------------ workers
@@ -108,7 +108,7 @@ class CoreOwner:
         for gid in gone:
             self.address.pop(gid, None)
             self._route(self.core.disconnect(gid, now))
-        self._arm_timer()
+        self._core_timer.arm()
         self._last_stats = None
         log.warning("worker %d stream closed: %d users disconnected", slot, len(gone))
 
@@ -140,14 +140,14 @@ class CoreOwner:
                 self.users.get(gid & W.SLOT_MASK, set()).discard(gid)
                 self.address.pop(gid, None)
                 self._route(core.disconnect(gid, now))
-                self._arm_timer()
+                self._core_timer.arm()
                 return
             else:
                 log.error("unknown command kind %d", kind)
                 return
         except StateError:
             error = "not_allowed"
-        self._arm_timer()
+        self._core_timer.arm()
         self._to(gid, W.control(W.DONE, [gid, error, core.state(gid) == "idle"]))
 
     def _leave(self, gid: int, reason: str, now: float) -> None:
@@ -191,23 +191,6 @@ class CoreOwner:
             conn.out.add(record)  # type: ignore[union-attr]
 
     # ------------------------------------------------------------ timers and stats
-    def _arm_timer(self) -> None:
-        at = self.core.next_wakeup()
-        if at == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = at
-        if at is not None:
-            self._timer = self.loop.call_later(max(0.0, at - self.clock()) + 0.001, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self._route(self.core.tick(self.clock()))
-        self._arm_timer()
-
     def stats_record(self) -> bytes:
         core = self.core
         online = {slot: len(gids) for slot, gids in self.users.items() if slot in self.workers}

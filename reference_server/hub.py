@@ -19,6 +19,7 @@ from typing import Callable, Protocol
 
 from . import protocol as P
 from .bans import BanBook
+from .core_timer import CoreTimer
 from .core import PairingCore, Paired, PartnerLeft, Waiting
 from .metrics import ServerStats
 from .ratelimit import TokenBucket
@@ -75,8 +76,7 @@ class Hub:
         self.stats = ServerStats()
         self.bans = BanBook(settings.report_threshold, settings.report_window, settings.ban_duration)
         self.draining = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._core_timer = CoreTimer(loop, clock, self.core, self._apply)
         self._empty_waiters: list[asyncio.Future[None]] = []
 
     # ------------------------------------------------------------ lifecycle
@@ -110,7 +110,7 @@ class Hub:
         effects = self.core.disconnect(s.sid, self.clock())
         self._forget(s)
         self._apply(effects)
-        self._arm_timer()
+        self._core_timer.arm()
 
     def start_drain(self) -> None:
         """Refuse joins from now on; /healthz reports draining."""
@@ -127,7 +127,7 @@ class Hub:
             self._forget(s)
             s.link.close(code, reason)
             self._count_close(code)
-        self._arm_timer()
+        self._core_timer.arm()
 
     async def wait_empty(self, timeout: float) -> None:
         """Wait until no session is open, at most `timeout` seconds."""
@@ -193,7 +193,7 @@ class Hub:
         self._cancel_idle(s)
         effects = self.core.join(s.sid, self.clock(), mode=cmd.mode, lang=cmd.lang, interests=cmd.interests)
         self._apply(effects)
-        self._arm_timer()
+        self._core_timer.arm()
 
     def _next(self, s: Session) -> None:
         if self.draining:
@@ -201,13 +201,13 @@ class Hub:
             return
         effects = self.core.next(s.sid, self.clock())
         self._apply(effects)
-        self._arm_timer()
+        self._core_timer.arm()
 
     def _leave(self, s: Session, reason: str) -> None:
         effects = self.core.leave(s.sid, self.clock(), reason=reason)
         self._set_idle(s)
         self._apply(effects)
-        self._arm_timer()
+        self._core_timer.arm()
 
     def _report(self, s: Session) -> None:
         reported = s.partner
@@ -268,27 +268,6 @@ class Hub:
         s.mode = None
         if not s.closed:
             self._arm_idle(s)
-
-    # ------------------------------------------------------------ core timer
-    def _arm_timer(self) -> None:
-        """Keep exactly one loop timer at the core's next wakeup."""
-        at = self.core.next_wakeup()
-        if at == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = at
-        if at is not None:
-            # +1 ms: loop timers may round to milliseconds and fire a hair early.
-            self._timer = self.loop.call_later(max(0.0, at - self.clock()) + 0.001, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        effects = self.core.tick(self.clock())
-        self._apply(effects)
-        self._arm_timer()
 
     # ------------------------------------------------------------ limits
     def _bucket(self, now: float) -> TokenBucket | None:
@@ -351,7 +330,7 @@ class Hub:
         effects += self.core.disconnect(s.sid, now)
         self._forget(s)
         self._apply(effects)
-        self._arm_timer()
+        self._core_timer.arm()
         s.link.close(code, reason)
         self._count_close(code)
 

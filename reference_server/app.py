@@ -20,6 +20,7 @@ import orjson
 from aiohttp import WSMsgType, web
 from aiohttp.http_websocket import WebSocketError
 
+from . import gc_policy
 from .handshake import HandshakeDeadline
 from .hub import CLOSE_GOING_AWAY, Hub, Session
 from .metrics import ServerCollector, make_registry, render
@@ -346,6 +347,7 @@ def run(settings: Settings) -> int:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable
         uvloop = None  # type: ignore[assignment]
+    gc_policy.apply(settings.gc_threshold)
     if uvloop is not None and hasattr(uvloop, "run"):
         uvloop.run(serve(settings))
     elif uvloop is not None:  # pragma: no cover - uvloop < 0.18

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from . import gc_policy
 from .app import HUB_KEY, REGISTRY_KEY, serve
 from .cluster_hub import ClusterHub
 from .metrics import PREFIX
@@ -88,13 +89,14 @@ def worker_main(settings: Settings, slot: int, generation: int, core_address: st
 
     main = serve(settings, make_hub=make_hub, on_app=on_app, reuse_port=True,
                  extra_ports=(own_port,) if own_port else ())
-    run_loop(main)
+    run_loop(main, settings.gc_threshold)
     logging.getLogger("reference_server").info("worker %d exits", slot)
     return 0
 
 
-def run_loop(main: "asyncio.Future | object") -> None:
-    """Run a coroutine on uvloop when available."""
+def run_loop(main: "asyncio.Future | object", gc_threshold: int = gc_policy.DEFAULT_THRESHOLD) -> None:
+    """Run a coroutine on uvloop when available, with the server's garbage-collector policy."""
+    gc_policy.apply(gc_threshold)
     try:
         import uvloop
     except ImportError:  # pragma: no cover

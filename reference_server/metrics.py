@@ -7,6 +7,7 @@ reads the counters and the live state (online users, waiting users per pool) onl
 from __future__ import annotations
 
 import bisect
+import gc
 import math
 from typing import Callable, Iterable, Iterator
 
@@ -113,6 +114,17 @@ class ServerCollector:
         yield GaugeMetricFamily(
             PREFIX + "event_loop_lag_last_seconds", "The last event-loop lag probe", value=s.last_loop_lag
         )
+        yield from _gc_metrics()
+
+
+def _gc_metrics() -> Iterator[Metric]:
+    """The collector's thresholds (the --gc-threshold policy) and its passes: pauses show as loop lag."""
+    threshold = GaugeMetricFamily(PREFIX + "gc_threshold", "Garbage-collector threshold, per generation", labels=["generation"])
+    for gen, value in enumerate(gc.get_threshold()):
+        threshold.add_metric([str(gen)], value)
+    yield threshold
+    yield _labelled(CounterMetricFamily, "gc_collections", "Garbage-collector passes, per generation", "generation",
+                    {gen: st["collections"] for gen, st in enumerate(gc.get_stats())})
 
 
 def _labelled(kind: type, name: str, doc: str, label: str, values: dict) -> Metric:

@@ -52,6 +52,10 @@ class Settings:
         1 << 20, "a peer whose unsent output exceeds this many bytes (it does not read) is closed with 1008"
     )
     log_level: str = _opt("info", "logging level (debug, info, warning, error)")
+    gc_threshold: int = _opt(
+        5_000, "objects allocated between young garbage collections (start-up objects are frozen); "
+        "0 keeps Python's defaults (docs/server.md, Garbage collection)"
+    )
 
     def __post_init__(self) -> None:
         if self.max_frame_bytes < 64:
@@ -60,6 +64,8 @@ class Settings:
             raise ValueError("rate_burst must be at least 1")
         if self.drain_timeout <= 0:
             raise ValueError("drain_timeout must be positive")
+        if self.gc_threshold < 0:
+            raise ValueError("gc_threshold must be >= 0")
         if self.handshake_timeout <= 0:
             raise ValueError("handshake_timeout must be positive")
 

@@ -142,7 +142,7 @@ class Supervisor:
                 from .cluster_core import serve_core
                 from .cluster_worker import run_loop
 
-                run_loop(serve_core(st, address, gen))
+                run_loop(serve_core(st, address, gen), st.gc_threshold)
                 return 0
         else:
             own = self.port_base + slot if self.port_base else None

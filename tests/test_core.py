@@ -206,3 +206,22 @@ def test_a_block_only_keeps_the_two_skipped_users_apart():
     assert core.join("w", 1, interests=["a"]) == [Waiting("w")]  # shares a with v, but blocked
     core.join("u", 2, interests=["b"])
     assert core.partner("u") == "v" and core.state("w") == "waiting"
+
+
+def test_effects_behave_like_the_tuples_of_their_fields():
+    """Effects are slotted classes (fast to build when compiled) that still compare, hash,
+    print and unpack like the NamedTuples callers were written against."""
+    p = Paired("a", "b", "p1", "video", ("jazz",), "a", 1.5, 0.0)
+    assert p == Paired("a", "b", "p1", "video", ("jazz",), "a", 1.5, 0.0)
+    assert p != Paired("a", "c", "p1", "video", ("jazz",), "a", 1.5, 0.0)
+    assert hash(p) == hash(Paired("a", "b", "p1", "video", ("jazz",), "a", 1.5, 0.0))
+    a, b, pair_id, mode, common, initiator, waited_a, waited_b = p
+    assert (a, b, pair_id, mode, common, initiator, waited_a, waited_b) == ("a", "b", "p1", "video", ("jazz",), "a", 1.5, 0.0)
+    assert p[0] == "a" and p[4] == ("jazz",) and len(p) == 8
+    assert p.waited_a == 1.5 and p.initiator == "a"
+    assert repr(p) == "Paired(a='a', b='b', pair_id='p1', mode='video', common=('jazz',), initiator='a', waited_a=1.5, waited_b=0.0)"
+    assert Waiting("x") != PartnerLeft("x", "next") and Waiting("x") != ("x",)
+    assert {Waiting("x"), Waiting("x"), PartnerLeft("x", "next")} == {Waiting("x"), PartnerLeft("x", "next")}
+    assert repr(PartnerLeft("x", "next")) == "PartnerLeft(user='x', reason='next')"
+    with pytest.raises(AttributeError):
+        p.extra = 1  # slotted: no stray attributes

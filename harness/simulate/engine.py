@@ -39,21 +39,43 @@ class SimResult:
     events: int
 
 
-class _ChatLengths:
-    """Chat lengths drawn in blocks per class pair (one numpy call per 4096 chats)."""
+BLOCK = 4096
 
-    def __init__(self, sampler: ChatSampler, rng: np.random.Generator, block: int = 4096) -> None:
-        self.sampler, self.rng, self.block = sampler, rng, block
-        self.buf: dict[tuple[int, int], tuple[list[float], list[int]]] = {}
 
-    def draw(self, ca: int, cb: int) -> tuple[float, int]:
-        key = (ca, cb)
+class ChatLengths:
+    """Chat lengths drawn in blocks per pool and class pair (one numpy call per 4096 chats).
+
+    Each pool (mode, lang) has its own random stream, seeded by (seed, pool). Pools never
+    meet, so a pool's chats come out the same whether it is simulated alone, with every
+    other pool, or in another process (harness/simulate/shard.py relies on it).
+    """
+
+    def __init__(self, sampler: ChatSampler, seed: int, block: int = BLOCK) -> None:
+        self.sampler, self.seed, self.block = sampler, seed, block
+        self.rngs: dict[int, np.random.Generator] = {}
+        self.buf: dict[tuple[int, int, int], tuple[list[float], list[int]]] = {}
+
+    def block_for(self, pool: int, ca: int, cb: int) -> tuple[np.ndarray, np.ndarray]:
+        """The next block of (durations, who ends: 0 = the first user, 1 = the second)."""
+        rng = self.rngs.get(pool)
+        if rng is None:
+            rng = self.rngs[pool] = np.random.default_rng([self.seed, pool])
+        d, w = self.sampler(ca, cb, rng, self.block)
+        return np.ascontiguousarray(d, dtype=np.float64), np.ascontiguousarray(w, dtype=np.int8)
+
+    def draw(self, pool: int, ca: int, cb: int) -> tuple[float, int]:
+        key = (pool, ca, cb)
         got = self.buf.get(key)
         if not got or not got[0]:
-            d, w = self.sampler(ca, cb, self.rng, self.block)
-            got = (np.asarray(d, dtype=np.float64)[::-1].tolist(), np.asarray(w)[::-1].tolist())
+            d, w = self.block_for(pool, ca, cb)
+            got = (d[::-1].tolist(), w[::-1].tolist())
             self.buf[key] = got
         return got[0].pop(), got[1].pop()
+
+
+def pool_of(mode: np.ndarray, lang: np.ndarray, n_langs: int) -> np.ndarray:
+    """The pool index of each visit: mode * n_langs + lang (pools never pair with each other)."""
+    return mode.astype(np.int64) * n_langs + lang.astype(np.int64)
 
 
 def simulate(
@@ -80,7 +102,8 @@ def simulate(
     ids = plan.interest_ids.tolist()
     patience = plan.patience_s.astype(np.float64).tolist()
     chats_left = plan.chats.astype(np.int64).tolist()
-    lengths = _ChatLengths(chat_sampler, np.random.default_rng(seed))
+    lengths = ChatLengths(chat_sampler, seed)
+    upool = pool_of(plan.mode, plan.lang, len(langs)).tolist()
 
     # ticket columns (index = ticket id)
     t_user = array("q")
@@ -126,13 +149,14 @@ def simulate(
                 chats_left[a] -= 1
                 chats_left[b] -= 1
                 pairings += 1
-                dur, who = lengths.draw(ucls[a], ucls[b])
+                dur, who = lengths.draw(upool[a], ucls[a], ucls[b])
                 seq += 1
                 push(heap, (now + dur, seq, CHAT_END, b if who else a, ka if who == 0 else kb))
             elif kind == "Waiting":
                 u = e[0]
-                seq += 1
-                push(heap, (now + patience[u], seq, GIVE_UP, u, cur[u]))
+                if patience[u] != INF:  # an endless patience never fires: keep it off the heap
+                    seq += 1
+                    push(heap, (now + patience[u], seq, GIVE_UP, u, cur[u]))
             elif kind == "PartnerLeft":
                 u = e[0]
                 k = cur[u]

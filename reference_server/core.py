@@ -168,6 +168,10 @@ class _Pool:
 class PairingCore:
     """Random-match pairing with interests, fallback and rematch blocking; see module doc."""
 
+    #: Users of different (mode, lang) never meet and pools share no state that decides a
+    #: pairing: the simulator may run pools in separate processes (harness/simulate/shard.py).
+    pools_independent: ClassVar[bool] = True
+
     def __init__(self, interest_fallback: float = 5.0, rematch_block: float = 10.0) -> None:
         if interest_fallback < 0 or rematch_block < 0:
             raise ValueError("interest_fallback and rematch_block must be >= 0")

@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: the reference pairing core)")
     p.add_argument("--params", default=None, help="TOML file: [population] overrides, [fairness] settings, "
                    "[matcher] interest_fallback/rematch_block")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="processes to spread the pools over (default: one per CPU; a matcher that does not "
+                   "declare pools_independent always runs in one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -65,7 +68,7 @@ def _read_params(path: str | None) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from harness.population import ParamError, PopulationModel
-    from harness.simulate import make_matcher, simulate
+    from harness.simulate import make_matcher, shard
     from harness.simulate.results import build_results
 
     try:
@@ -79,26 +82,39 @@ def run(args: argparse.Namespace) -> int:
         block = float(mcfg.get("rematch_block", 10.0))
         fparams = FairnessParams.from_mapping({"interest_fallback_s": fb, "rematch_block_s": block,
                                                **cfg.get("fairness", {})})
-        matcher = make_matcher(args.matcher, interest_fallback=fb, rematch_block=block)
+        make_matcher(args.matcher, interest_fallback=fb, rematch_block=block)  # fail here, not in a child
         if not args.hours > 0:
             raise ValueError("--hours must be positive")
+        if args.jobs is not None and args.jobs < 1:
+            raise ValueError("--jobs must be at least 1")
     except (ParamError, ValueError, TypeError, ImportError, AttributeError, OSError, tomllib.TOMLDecodeError) as exc:
         print(f"chatload simulate: {exc}", file=sys.stderr)
         return 2
     t0 = time.monotonic()
     plan = model.build(seed=args.seed, start_hour=args.start_hour, hours=args.hours)
-    sim = simulate(plan, matcher, model.chat_length_s, seed=args.seed, horizon_s=args.hours * 3600.0,
-                   mode_names=model.MODES, class_names=model.CLASSES, progress=Progress(not args.quiet))
+    try:
+        sim = shard.run(plan, model.chat_length_s, matcher=args.matcher, interest_fallback=fb, rematch_block=block,
+                        seed=args.seed, horizon_s=args.hours * 3600.0, mode_names=model.MODES,
+                        class_names=model.CLASSES, params=fparams, jobs=args.jobs,
+                        progress=Progress(not args.quiet))
+    except shard.SimulationError as exc:
+        print(f"\nchatload simulate: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nchatload simulate: interrupted; a simulation has no partial results, nothing written",
+              file=sys.stderr)
+        return 130
     results = build_results(sim, matcher=args.matcher or "reference_server.core:PairingCore", seed=args.seed,
                             dau=model.params.dau, hours=args.hours, wall_s=time.monotonic() - t0,
-                            fairness_params=fparams, population={"visits": plan.n, "overrides": overrides})
+                            population={"visits": plan.n, "overrides": overrides})
     results["run"]["wall_s"] = round(time.monotonic() - t0, 3)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False))
     f = results["fairness"]
     pl = results["pair_latency_ms"]
-    print(f"simulated {args.hours:g} h, {sim.visits} visits, {sim.pairings} pairings in {results['run']['wall_s']} s")
+    print(f"simulated {args.hours:g} h, {sim.visits} visits, {sim.pairings} pairings in {results['run']['wall_s']} s "
+          f"({sim.jobs} process{'es' if sim.jobs > 1 else ''})")
     print(f"pair latency ms: p50 {pl['p50']} p99 {pl['p99']} max {pl['max']}")
     print(f"fairness: jain {_fmt(f['jain_index'])}, fifo inversions {_fmt(f['fifo_inversion_rate'])}, "
           f"starved {f['starved']}, wait p99 {_fmt(f['wait_ms']['p99'])} ms, "

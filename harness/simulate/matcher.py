@@ -52,6 +52,13 @@ def load_matcher_class(spec: str) -> type:
     return obj
 
 
+def pools_independent(klass: type) -> bool:
+    """True when the matcher class declares `pools_independent = True`: it never pairs users
+    of different (mode, lang) and nothing in one pool changes another, so the simulator may
+    run pools in separate processes (harness/simulate/shard.py)."""
+    return getattr(klass, "pools_independent", False) is True
+
+
 def make_matcher(spec: str | None = None, interest_fallback: float = 5.0, rematch_block: float = 10.0) -> Any:
     """Instantiate a matcher, passing interest_fallback / rematch_block if it takes them."""
     klass = load_matcher_class(spec or DEFAULT_MATCHER)

@@ -4,21 +4,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import numpy as np
-
-from harness.fairness import FairnessParams, analyse
-from harness.histogram import LogHistogram
-
-from .engine import SimResult
+from .shard import SimSummary
 
 
-def build_results(sim: SimResult, *, matcher: str, seed: int, dau: int, hours: float, wall_s: float,
-                  fairness_params: FairnessParams, population: dict[str, Any] | None = None) -> dict[str, Any]:
-    t = sim.tickets
-    hist = LogHistogram()
-    waits_ms = (t.t_paired[t.paired] - t.t_join[t.paired]) * 1000.0
-    if waits_ms.size:
-        hist.record_many(np.maximum(waits_ms, 0.0))
+def build_results(sim: SimSummary, *, matcher: str, seed: int, dau: int, hours: float, wall_s: float,
+                  population: dict[str, Any] | None = None) -> dict[str, Any]:
     horizon = sim.horizon_s
     return {
         "run": {
@@ -33,14 +23,17 @@ def build_results(sim: SimResult, *, matcher: str, seed: int, dau: int, hours: f
             "hours": hours,
             "wall_s": round(wall_s, 3),
             "events": sim.events,
+            "tickets": sim.tickets,
+            "processes": sim.jobs,
+            "pools_per_process": sim.shards,
         },
-        "pair_latency_ms": hist.summary(),
+        "pair_latency_ms": sim.hist.summary(),
         "throughput": {
             "pairs_per_s": sim.pairings / horizon if horizon > 0 else None,
             "messages_per_s": None,
         },
         "users": {"peak_concurrent": sim.peak_online, "sessions": sim.visits},
-        "fairness": analyse(t, fairness_params),
-        "histograms": {"pair_latency_ms": hist.to_dict()},
+        "fairness": sim.fairness,
+        "histograms": {"pair_latency_ms": sim.hist.to_dict()},
         "population": population or {},
     }

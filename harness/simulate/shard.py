@@ -33,8 +33,8 @@ class SimulationError(RuntimeError):
 
 
 @dataclass
-class ShardSummary:
-    """What one process hands back: everything results.json needs, no per-ticket rows."""
+class Counts:
+    """The run's totals (peak_online: most visits online at once)."""
 
     visits: int
     pairings: int
@@ -42,6 +42,16 @@ class ShardSummary:
     events: int
     tickets: int
     peak_online: int
+
+
+#: Totals that add up over processes (the peak does not: it is recomputed from visit spans).
+ADDITIVE = ("visits", "pairings", "gave_up", "events", "tickets")
+
+
+@dataclass
+class ShardSummary(Counts):
+    """What one process hands back: everything results.json needs, no per-ticket rows."""
+
     hist: dict[str, Any]
     part: FairnessPart
     arrive: np.ndarray        # float64 per visit
@@ -49,16 +59,10 @@ class ShardSummary:
 
 
 @dataclass
-class SimSummary:
+class SimSummary(Counts):
     """A whole simulation, merged over its shards."""
 
     horizon_s: float
-    visits: int
-    pairings: int
-    gave_up: int
-    events: int
-    tickets: int
-    peak_online: int
     hist: LogHistogram
     fairness: dict[str, Any]
     jobs: int
@@ -250,14 +254,11 @@ def _merge(summaries: list[ShardSummary], horizon: float, params: FairnessParams
         peak = summaries[0].peak_online
     else:
         peak = peak_online(np.concatenate([s.arrive for s in summaries]), np.concatenate([s.depart for s in summaries]))
+    totals = {name: sum(getattr(s, name) for s in summaries) for name in ADDITIVE}
     return SimSummary(
-        horizon_s=horizon,
-        visits=sum(s.visits for s in summaries),
-        pairings=sum(s.pairings for s in summaries),
-        gave_up=sum(s.gave_up for s in summaries),
-        events=sum(s.events for s in summaries),
-        tickets=sum(s.tickets for s in summaries),
+        **totals,
         peak_online=peak,
+        horizon_s=horizon,
         hist=LogHistogram.merged(s.hist for s in summaries),
         fairness=merge([s.part for s in summaries], params),
         jobs=len(summaries),

@@ -1,4 +1,4 @@
-"""Builds the pairing core with mypyc when it can: the same source, compiled.
+"""Builds the pairing core with mypyc when it can (the same source, compiled), and the simulator's C kernel.
 
 `reference_server/core.py` stays plain Python and is tested as such (tests/core_impls.py);
 mypyc compiles it into an extension that imports in its place and runs about 1.6x
@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 
@@ -40,5 +40,8 @@ if os.environ.get("CHATLOAD_PURE_PYTHON") != "1":
         ext_modules = mypycify(["reference_server/core.py"], opt_level="3")
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure falls back to pure Python
         print(f"chatload: not compiling the pairing core ({exc!r}); using pure Python", file=sys.stderr)
+    # The simulator's C kernel (harness/simulate/kernel.py): plain C API, no mypyc needed.
+    ext_modules.append(Extension("harness.simulate._kernel", ["harness/simulate/_kernel.c"],
+                                 extra_compile_args=["-O3"]))
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})

@@ -88,8 +88,22 @@ def simulate(
     mode_names: tuple[str, ...] = ("text", "video"),
     class_names: tuple[str, ...] = ("unknown",),
     progress: Callable[[float], None] | None = None,
+    engine: str = "auto",
 ) -> SimResult:
-    """Run `plan` through `matcher` until `horizon_s` (default: the plan's duration)."""
+    """Run `plan` through `matcher` until `horizon_s` (default: the plan's duration).
+
+    engine: "auto" runs the C kernel (harness/simulate/kernel.py, same result) when the
+    matcher is a fresh reference PairingCore, else this Python loop; "python" always this
+    loop; "kernel" the kernel or a ValueError saying why it cannot.
+    """
+    if engine not in ("auto", "python", "kernel"):
+        raise ValueError(f"engine must be 'auto', 'python' or 'kernel', got {engine!r}")
+    if engine != "python":
+        from . import kernel  # here, not at the top: kernel imports this module
+
+        if engine == "kernel" or kernel.usable(matcher):
+            return kernel.simulate_kernel(plan, matcher, chat_sampler, seed=seed, horizon_s=horizon_s,
+                                          mode_names=mode_names, class_names=class_names, progress=progress)
     n = int(plan.n)
     arrival = plan.arrival_s.tolist()
     if horizon_s is None:

@@ -107,7 +107,7 @@ def test_kernel_equals_python_engine_on_small_plans(plan, fb, rb, horizon, seed,
 # ------------------------------------------------------------------ real population plans
 def test_kernel_equals_python_engine_at_the_peak_of_3m_daily_users():
     model = PopulationModel(dau=3_000_000)
-    plan = model.build(seed=7, start_hour=2.0, hours=0.04)
+    plan = model.build(seed=7, start_hour=2.0, hours=0.08)  # > 262k tickets reserved: prefaulting runs
     py, kn = both(plan, model.chat_length_s, seed=3, mode_names=model.MODES, class_names=model.CLASSES)
     assert py.pairings > 5_000 and py.gave_up > 0
     assert_same(py, kn)
@@ -160,7 +160,7 @@ def test_a_failing_sampler_propagates():
         if len(calls) > 3:  # fail mid-run, with blocks, tickets and events allocated
             raise RuntimeError("sampler broke")
         return grid_sampler()(ca, cb, rng, size)
-    plan = small_model().build(seed=3, hours=0.05)
+    plan = PopulationModel(dau=3_000_000).build(seed=3, start_hour=2.0, hours=0.08)  # prefaulting too
     with pytest.raises(RuntimeError, match="sampler broke"):
         simulate(plan, make_matcher(), sampler, engine="kernel")
     assert len(calls) == 4

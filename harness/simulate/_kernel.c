@@ -27,7 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 #ifdef __linux__
+#include <pthread.h>
 #include <sys/mman.h>
+#include <time.h>
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define PREFAULT 1
 #endif
 
 enum { IDLE = 0, WAITING = 1, PAIRED = 2 };
@@ -124,6 +130,15 @@ typedef struct {
     uint8_t *t_via;
     size_t nt, t_cap, t_bound;
     Mem extra[5];           /* per-ticket cls, mode, lang, interest offsets and ids */
+#ifdef PREFAULT
+    /* a helper thread faulting in the ticket columns' pages ahead of the writer */
+    pthread_t pf_thread;
+    int pf_running;
+    volatile size_t pf_nt;  /* tickets written so far, published by the loop */
+    volatile int pf_stop;
+    char *pf_base[N_COLS + 4];
+    size_t pf_size[N_COLS + 4], pf_cap;
+#endif
     size_t n_ids_out;
     PyObject *out;          /* the result being built */
     int done;               /* out is complete */
@@ -208,6 +223,45 @@ static void mem_free(Mem *m) {
     m->bytes = 0;
     m->mapped = 0;
 }
+
+/* Page faults on fresh memory cost microseconds each on a VM, and a day's tickets are ~6 GB:
+ * a helper thread faults the columns in (MADV_POPULATE_WRITE: no data is written) a little
+ * ahead of the tickets written, on the other core. The main thread then never waits for the
+ * kernel. It is stopped before any column is moved (growth) or handed over. */
+#ifdef PREFAULT
+#define PF_AHEAD ((size_t)1 << 20)   /* tickets */
+#define PF_CHUNK ((size_t)1 << 16)
+
+static void *prefault_main(void *arg) {
+    Sim *s = (Sim *)arg;
+    size_t done = 0, page = 4096;
+    while (!__atomic_load_n(&s->pf_stop, __ATOMIC_ACQUIRE)) {
+        size_t want = __atomic_load_n(&s->pf_nt, __ATOMIC_RELAXED) + PF_AHEAD;
+        if (want > s->pf_cap) want = s->pf_cap;
+        if (want < done + PF_CHUNK && want < s->pf_cap) {
+            struct timespec ts = {0, 500000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (want <= done) break; /* everything reserved is in */
+        for (int c = 0; c < N_COLS + 4; c++) {
+            if (!s->pf_base[c]) continue;
+            size_t lo = (done * s->pf_size[c]) & ~(page - 1), hi = want * s->pf_size[c];
+            hi = (hi + page - 1) & ~(page - 1);
+            if (hi > lo && madvise(s->pf_base[c] + lo, hi - lo, MADV_POPULATE_WRITE) != 0) return NULL;
+        }
+        done = want;
+    }
+    return NULL;
+}
+
+static void prefault_stop(Sim *s) {
+    if (!s->pf_running) return;
+    __atomic_store_n(&s->pf_stop, 1, __ATOMIC_RELEASE);
+    pthread_join(s->pf_thread, NULL);
+    s->pf_running = 0;
+}
+#endif
 
 /* ------------------------------------------------------------------ rings */
 #define RING_PUSH(s, q, cap, head, len, T, val) do {                                   \
@@ -813,8 +867,26 @@ static void grow_tickets(Sim *s) {
     size_t nc = s->t_cap ? s->t_cap + s->t_cap / 2 : s->t_bound;
     if (nc < 1024) nc = 1024;
     if (nc > (size_t)INT32_MAX) nc = (size_t)INT32_MAX;
+#ifdef PREFAULT
+    prefault_stop(s); /* columns may move: no prefaulting after the first reservation */
+#endif
     for (int c = 0; c < N_COLS; c++)
         if (mem_resize(&s->col[c], nc * COL_SIZE[c]) < 0) fail_nomem(s);
+#ifdef PREFAULT
+    if (s->t_cap == 0 && nc * 8 >= BIG_BLOCK) {
+        /* the per-ticket copies of visit columns (cls, mode, lang, offsets) are reserved now too */
+        size_t extra_size[4] = {2, 2, 2, 8};
+        for (int c = 0; c < 4; c++)
+            if (mem_resize(&s->extra[c], (nc + 1) * extra_size[c]) < 0) fail_nomem(s);
+        for (int c = 0; c < N_COLS + 4; c++) {
+            s->pf_base[c] = c < N_COLS ? s->col[c].p : s->extra[c - N_COLS].p;
+            s->pf_size[c] = c < N_COLS ? COL_SIZE[c] : extra_size[c - N_COLS];
+        }
+        s->pf_cap = nc;
+        s->pf_stop = 0;
+        s->pf_running = pthread_create(&s->pf_thread, NULL, prefault_main, s) == 0;
+    }
+#endif
     s->t_user = (int64_t *)s->col[C_USER].p;
     s->t_join = (double *)s->col[C_JOIN].p;
     s->t_paired = (double *)s->col[C_PAIRED].p;
@@ -828,6 +900,9 @@ static void grow_tickets(Sim *s) {
 
 static inline void new_ticket(Sim *s, int32_t v, double now) {
     if (s->nt == s->t_cap) grow_tickets(s);
+#ifdef PREFAULT
+    if ((s->nt & 4095) == 0) __atomic_store_n(&s->pf_nt, s->nt, __ATOMIC_RELAXED);
+#endif
     drop_give_up(s, v); /* its old ticket's give-up is stale (never live here: it was paired) */
     size_t k = s->nt++;
     s->V[v].cur = (int32_t)k;
@@ -1049,6 +1124,9 @@ static void loop(Sim *s) {
 
 /* ------------------------------------------------------------------ setup and teardown */
 static void sim_free(Sim *s) {
+#ifdef PREFAULT
+    prefault_stop(s);
+#endif
     mem_free(&s->vmem);
     free(s->nodes); free(s->qhead); free(s->qtail); free(s->ohead); free(s->otail);
     free(s->fbq); free(s->ubq); free(s->bh); free(s->aff); free(s->eq);
@@ -1174,10 +1252,9 @@ static void visit_columns(Sim *s) {
     const Inputs *in = s->in;
     const int64_t *ioff = in->ioff;
     Mem *out = s->extra;
-    size_t nt = s->nt;
-    if (mem_resize(&out[0], nt * 2) < 0 || mem_resize(&out[1], nt * 2) < 0 || mem_resize(&out[2], nt * 2) < 0 ||
-        mem_resize(&out[3], (nt + 1) * 8) < 0)
-        fail_nomem(s);
+    size_t nt = s->nt, need[4] = {nt * 2, nt * 2, nt * 2, (nt + 1) * 8};
+    for (int c = 0; c < 4; c++) /* reserved already when prefaulting */
+        if (out[c].bytes < need[c] && mem_resize(&out[c], need[c]) < 0) fail_nomem(s);
     int16_t *cls = (int16_t *)out[0].p, *mode = (int16_t *)out[1].p, *lang = (int16_t *)out[2].p;
     int64_t *off = (int64_t *)out[3].p;
     off[0] = 0;
@@ -1212,6 +1289,9 @@ static void add_column(Sim *s, const char *name, Mem *mem, size_t nbytes) {
 static void build_output(Sim *s) {
     static const char *const extra_names[5] = {"cls", "mode", "lang", "interest_offsets", "interest_ids"};
     visit_columns(s);
+#ifdef PREFAULT
+    prefault_stop(s);
+#endif
     size_t nt = s->nt;
     size_t extra_bytes[5] = {nt * 2, nt * 2, nt * 2, (nt + 1) * 8, s->n_ids_out * 4};
     s->out = Py_BuildValue("{s:L,s:L,s:L,s:L,s:L}", "visits", (long long)s->visits, "pairings",

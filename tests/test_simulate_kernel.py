@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -246,3 +248,27 @@ def test_benchmark_smoke():
     out = dict(kv.split("=", 1) for line in proc.stdout.splitlines() for kv in line.split() if "=" in kv)
     assert out["same_counts"] == "True" and int(out["window_events"]) > 0
     assert float(out["kernel_events_per_s"]) > 0 and float(out["python_events_per_s"]) > 0
+
+
+def test_ctrl_c_stops_the_kernel_mid_run():
+    # No progress callback: the interrupt is seen by the kernel's own signal check (every ~1M
+    # events) or by the sampler's Python code, whichever comes first. The day would run on.
+    code = ("import sys\n"
+            "from harness.population import PopulationModel\n"
+            "from harness.simulate import make_matcher, simulate\n"
+            "m = PopulationModel(dau=3_000_000)\n"
+            "plan = m.build(seed=1, hours=24.0)\n"
+            "print('go', flush=True)\n"
+            "simulate(plan, make_matcher(), m.chat_length_s, engine='kernel')\n"
+            "print('finished', flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "go"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120 * time_unit())
+    finally:
+        proc.kill()
+    assert "finished" not in out
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err

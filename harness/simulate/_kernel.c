@@ -37,7 +37,7 @@
 #endif
 
 enum { IDLE = 0, WAITING = 1, PAIRED = 2 };
-enum { V_EXISTS = 1, V_OPEN = 2, V_IN_OPEN = 4 };    /* Visit.flags */
+enum { V_EXISTS = 1, V_OPEN = 2, V_IN_OPEN = 4, V_GQ = 8 };  /* Visit.flags; V_GQ: a give-up in gq */
 enum { E_PAIRED = 0, E_WAITING = 1, E_LEFT = 2 };    /* effects */
 enum { GIVE_UP = 0, CHAT_END = 1 };                  /* events */
 
@@ -62,10 +62,12 @@ typedef struct {
     int32_t oprev, onext;   /* core: links of its pool's open queue */
     int32_t core_pool, chat_pool;
     int32_t qbeg, qend;     /* its interest nodes */
-    int32_t gpos;           /* engine: its give-up's index in the give-up heap, -1 none */
+    int32_t spare;
     int16_t cls;
     uint8_t state, flags;
 } Visit;
+
+_Static_assert(sizeof(Visit) == 64, "a visit is one cache line");
 
 typedef struct { int32_t prev, next, owner, qid; } Node;           /* one (visit, interest) */
 typedef struct { double t; int64_t key; int32_t v, k; } Ev;         /* key = seq << 1 | kind */
@@ -121,7 +123,9 @@ typedef struct {
     Bucket *ring; size_t ring_count;
     PoolBuf pool[CQ_POOL]; size_t pool_len;
     int64_t cq_cur;
-    Ev *gq; size_t gq_len, gq_cap;   /* live give-ups, binary heap indexed by Visit.gpos */
+    Ev *gq; size_t gq_len, gq_cap;   /* live give-ups, binary heap */
+    int32_t *gpos;                   /* per visit: its give-up's index in gq, -1 none (compact: */
+                                     /* heap moves write it, and these lines stay in cache) */
     int64_t eseq;
     /* ticket columns */
     Mem col[N_COLS];
@@ -277,13 +281,19 @@ static void prefault_stop(Sim *s) {
 #define RING_FRONT(q, head) ((q)[(head)])
 #define RING_POP(cap, head, len) do { (head) = ((head) + 1) & ((cap) - 1); (len)--; } while (0)
 
-/* ------------------------------------------------------------------ rematch blocks */
+/* ------------------------------------------------------------------ rematch blocks
+ * The core keeps u.blocks[p] and p.blocks[u], always set together to the same `until` and
+ * deleted together when it passes (for a user forgotten since, only its own side goes, and
+ * it is never consulted again). So one entry per pair, keyed (min, max), says both. */
 static inline size_t bh_slot(uint64_t key, size_t cap) {
     uint64_t h = (key ^ (key >> 29)) * 0x9E3779B97F4A7C15ULL;
     return (size_t)(h >> (64 - __builtin_ctzll((unsigned long long)cap))); /* top bits; cap is 2**k */
 }
 
-static inline uint64_t bkey(int32_t x, int32_t y) { return ((uint64_t)(uint32_t)x << 32) | (uint32_t)y; }
+static inline uint64_t bkey(int32_t x, int32_t y) {
+    if (x > y) { int32_t t = x; x = y; y = t; }
+    return ((uint64_t)(uint32_t)x << 32) | (uint32_t)y;
+}
 
 /* x.blocks.get(y, -1.0) */
 static inline double bh_get(const Sim *s, int32_t x, int32_t y) {
@@ -492,6 +502,7 @@ static void pair(Sim *s, int32_t w, int32_t u, int second_queued) {
 static int32_t unpair(Sim *s, int32_t u) {
     int32_t p = s->V[u].partner;
     if (p < 0) fail_internal(s, "unpair without a partner");
+    if (s->V[p].cur >= 0) __builtin_prefetch(&s->t_chat_end[s->V[p].cur]); /* PartnerLeft reads it */
     s->V[u].partner = s->V[p].partner = -1;
     s->V[u].state = s->V[p].state = IDLE;
     return p;
@@ -500,8 +511,10 @@ static int32_t unpair(Sim *s, int32_t u) {
 static void block(Sim *s, int32_t u, int32_t p, double now) {
     if (s->rb <= 0) return;
     double until = now + s->rb;
-    if (bh_set(s, u, p, until)) s->V[u].nblocks++;
-    if (bh_set(s, p, u, until)) s->V[p].nblocks++;
+    if (bh_set(s, u, p, until)) { /* a new key on both sides */
+        s->V[u].nblocks++;
+        s->V[p].nblocks++;
+    }
     Ub e = {until, u, p};
     RING_PUSH(s, s->ubq, s->ub_cap, s->ub_head, s->ub_len, Ub, e);
     if (until < s->due) s->due = until;
@@ -556,17 +569,15 @@ static inline void aff_push(Sim *s, int32_t u) {
     s->aff[s->aff_len++] = u;
 }
 
+/* _expire_block: the block of a and b ends at `until` unless renewed since; the waiting of
+ * the two are affected (a, then b) */
 static void expire_block(Sim *s, double until, int32_t a, int32_t b) {
-    for (int side = 0; side < 2; side++) {
-        int32_t x = side ? b : a, y = side ? a : b;
-        Visit *vx = &s->V[x];
-        if (!(vx->flags & V_EXISTS)) {
-            bh_del_if(s, x, y, until); /* a forgotten user's block: never consulted again */
-            continue;
-        }
-        if (vx->nblocks > 0 && bh_del_if(s, x, y, until)) vx->nblocks--;
-        if (vx->state == WAITING) aff_push(s, x);
+    if (bh_del_if(s, a, b, until)) {
+        s->V[a].nblocks--;
+        s->V[b].nblocks--;
     }
+    if ((s->V[a].flags & V_EXISTS) && s->V[a].state == WAITING) aff_push(s, a);
+    if ((s->V[b].flags & V_EXISTS) && s->V[b].state == WAITING) aff_push(s, b);
 }
 
 /* _settle: pair everyone who became compatible at `at`, earliest joiner first */
@@ -795,10 +806,10 @@ static void cq_fill(Sim *s) {
     }
 }
 
-/* give-up heap (binary, positions kept in Visit.gpos) */
+/* give-up heap (binary, positions kept in gpos) */
 static inline void gq_place(Sim *s, size_t i, Ev e) {
     s->gq[i] = e;
-    s->V[e.v].gpos = (int32_t)i;
+    s->gpos[e.v] = (int32_t)i;
 }
 
 static void gq_up(Sim *s, size_t i, Ev e) {
@@ -825,8 +836,9 @@ static void gq_down(Sim *s, size_t i, Ev e) {
 }
 
 static void gq_remove(Sim *s, int32_t v) {
-    size_t i = (size_t)s->V[v].gpos;
-    s->V[v].gpos = -1;
+    size_t i = (size_t)s->gpos[v];
+    s->gpos[v] = -1;
+    s->V[v].flags &= (uint8_t)~V_GQ;
     Ev last = s->gq[--s->gq_len];
     if (i == s->gq_len) return;
     if (i > 0 && ev_less(&last, &s->gq[(i - 1) >> 1])) gq_up(s, i, last);
@@ -834,14 +846,14 @@ static void gq_remove(Sim *s, int32_t v) {
 }
 
 static inline void drop_give_up(Sim *s, int32_t v) {
-    if (s->V[v].gpos >= 0) gq_remove(s, v);
+    if (s->V[v].flags & V_GQ) gq_remove(s, v); /* the flag: gpos is only read when needed */
 }
 
 static void push_give_up(Sim *s, int32_t u, double t) {
     Visit *x = &s->V[u];
     Ev e = {t, (++s->eseq << 1) | GIVE_UP, u, x->cur};
-    if (x->gpos >= 0) {
-        const Ev *old = &s->gq[x->gpos];
+    if (x->flags & V_GQ) {
+        const Ev *old = &s->gq[s->gpos[u]];
         if (old->k == x->cur && s->t_paired[old->k] != s->t_paired[old->k]) {
             cq_push(s, e); /* two live give-ups for one ticket: the second one the plain way */
             return;
@@ -854,6 +866,7 @@ static void push_give_up(Sim *s, int32_t u, double t) {
         s->gq = (Ev *)xrealloc(s, s->gq, nc, sizeof(Ev));
         s->gq_cap = nc;
     }
+    x->flags |= V_GQ;
     gq_up(s, s->gq_len++, e);
 }
 
@@ -1128,6 +1141,7 @@ static void sim_free(Sim *s) {
     prefault_stop(s);
 #endif
     mem_free(&s->vmem);
+    free(s->gpos);
     free(s->nodes); free(s->qhead); free(s->qtail); free(s->ohead); free(s->otail);
     free(s->fbq); free(s->ubq); free(s->bh); free(s->aff); free(s->eq);
     free(s->heap); free(s->ov); free(s->gq);
@@ -1156,6 +1170,7 @@ static void sim_setup(Sim *s, const Inputs *in) {
     int32_t n = s->n;
     if (mem_resize(&s->vmem, (size_t)(n ? n : 1) * sizeof(Visit)) < 0) fail_nomem(s);
     s->V = (Visit *)s->vmem.p;
+    s->gpos = (int32_t *)xmalloc(s, (size_t)(n ? n : 1), sizeof(int32_t));
     const int64_t *ioff = in->ioff;
     if (n && (ioff[0] < 0 || ioff[n] - ioff[0] > in->n_iq || ioff[n] > in->n_ids))
         bad_input(s, "interest offsets out of range");
@@ -1171,7 +1186,8 @@ static void sim_setup(Sim *s, const Inputs *in) {
         if (ioff[v + 1] < ioff[v]) bad_input(s, "interest offsets decrease");
         memset(x, 0, sizeof(*x));
         x->patience = in->patience[v];
-        x->cur = x->partner = x->gpos = -1;
+        x->cur = x->partner = -1;
+        s->gpos[v] = -1;
         x->chats_left = in->chats[v];
         x->core_pool = in->core_pool[v];
         x->chat_pool = in->chat_pool[v];

@@ -4,6 +4,9 @@ Users make ~20 consecutive chats; each ticket waits an exponential time, then is
 with the neighbouring ready ticket of its pool; 5% give up; 20% of users hold 1-3 interests
 from a Zipf vocabulary of 10,000. Not a faithful matcher (the simulator is), but it has the
 shape the analysis pays for: thin pools, interest lists, user histories, rematches.
+
+Tickets come user by user (`order="user"`, the default: the analysis must first put them in
+join order) or in join order (`order="join"`, as the simulator emits them).
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ import numpy as np
 from harness.fairness import TicketTable
 
 
-def synthetic_tickets(n: int, seed: int = 1, day_s: float = 86_400.0) -> TicketTable:
+def synthetic_tickets(n: int, seed: int = 1, day_s: float = 86_400.0, order: str = "user") -> TicketTable:
+    if order not in ("user", "join"):
+        raise ValueError(f"order must be 'user' or 'join', not {order!r}")
     rng = np.random.default_rng(seed)
     per_user = 20
     n_users = max(n // per_user, 1)
@@ -47,8 +52,8 @@ def synthetic_tickets(n: int, seed: int = 1, day_s: float = 86_400.0) -> TicketT
     peer_ticket = np.full(n, -1, dtype=np.int64)
     cand = np.flatnonzero(~gave)
     pool = mode * 8 + lang
-    order = cand[np.lexsort((ready[cand], pool[cand]))]
-    a, b = order[0:-1:2], order[1::2]
+    queue = cand[np.lexsort((ready[cand], pool[cand]))]
+    a, b = queue[0:-1:2], queue[1::2]
     ok = (pool[a] == pool[b]) & (user[a] != user[b])
     a, b = a[ok], b[ok]
     tp = np.maximum(ready[a], ready[b])
@@ -56,8 +61,21 @@ def synthetic_tickets(n: int, seed: int = 1, day_s: float = 86_400.0) -> TicketT
     peer[a], peer[b] = user[b], user[a]
     peer_ticket[a], peer_ticket[b] = b, a
     t_chat_end = np.where(np.isnan(t_paired), np.nan, t_paired + chat)
+    cls = rng.integers(0, 5, n_users)[user]
+    if order == "join":
+        perm = np.argsort(t_join, kind="stable")
+        inv = np.empty(n, dtype=np.int64)
+        inv[perm] = np.arange(n)
+        peer_ticket = np.where(peer_ticket >= 0, inv[np.maximum(peer_ticket, 0)], -1)[perm]
+        del inv
+        counts = counts[perm]
+        new_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        ids = ids[np.repeat(offsets[:-1][perm] - new_off[:-1], counts) + np.arange(int(new_off[-1]))]
+        offsets = new_off
+        user, cls, mode, lang, t_join, t_paired, t_gave, peer, t_chat_end = (
+            c[perm] for c in (user, cls, mode, lang, t_join, t_paired, t_gave, peer, t_chat_end))
     return TicketTable.from_arrays(
-        user=user, cls=rng.integers(0, 5, n_users)[user], mode=mode, lang=lang,
+        user=user, cls=cls, mode=mode, lang=lang,
         interest_offsets=offsets, interest_ids=ids, t_join=t_join, t_paired=t_paired, t_gave_up=t_gave,
         peer=peer, peer_ticket=peer_ticket, t_chat_end=t_chat_end, t_end=float(day_s + 3600),
         cls_names=("skipper", "talker", "keeper", "impatient", "abuser"),

@@ -9,174 +9,290 @@ ticket c is one that
 4. was compatible with s at t_p: they share an interest, or both were open (s: no
    interests or t_p >= t_join[s] + F; c: no interests or t_join[c] <= t_p - F - tol);
 5. was not blocked from s by a recent `next` (rule 2): no chat between their users whose
-   latest possible end (TicketTable.chat_end_est) e has t_p < e + B + tol.
+   latest possible end (Prepared.chat_end_est) e has t_p < e + B + tol.
 
-Candidates are filed in sorted lists ("sources"): per pool the tickets without interests,
-per pool the tickets with interests (open only once their fallback passed: an extra bound
-on t_join), and per (pool, interest) the tickets holding that interest. A side asks the
-lists it may draw from: conditions 1, 2, 4 become a prefix of a list sorted by t_join,
-condition 3 a prefix maximum of `end`; both are binary searches on int64 keys
-(source * R + rank of the time), so comparisons stay exact. Condition 5 is checked on the
-one witness found and, in the rare case it is blocked, by scanning that list.
+Candidates are filed in *lists* ("sources"): per pool the tickets without interests, per
+pool the tickets with interests (open only once their fallback passed: an extra bound on
+t_join), and per (pool, interest) the tickets holding that interest. Every list entry is
+one int64 `jkey = src << bits | position` (position in join order stands for t_join), all
+lists concatenated in jkey order, with `pmax`, the running maximum of `src << bits |
+end_rank`. A side asks the lists it may draw from, one *row* per (side, list): conditions
+1, 2 and 4 make a prefix of the list (one binary search on jkey gives its end `hi`), and
+condition 3 holds for some entry of that prefix iff pmax[hi - 1] >= src << bits | T.
+
+Rows come in three passes (the pool's no-interest list, its interest list, the side's
+interest lists), each as sorted int64 `group << LB | label` with label = 2 * pairing +
+half: grouped by list and, inside a list, in pairing-time order, so the binary searches
+get nearly sorted keys (at 25M tickets random keys cost ~15x more). Condition 5 is
+checked by `blocked` on the few witnesses found; `scan` looks further when one is.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 
-from .params import FairnessParams
-from .tickets import TicketTable
+from .prepared import MetFilter, Prepared, bits_for
+from .search import merge_search
+
+#: Rows handled at once: bounds the temporary memory of a pass and keeps its arrays under
+#: glibc's mmap threshold (32 MB), so they reuse heap memory instead of faulting in fresh pages.
+CHUNK = 1 << 20
+PASS_OPEN_NONE, PASS_OPEN_INTEREST, PASS_INTEREST = 0, 1, 2
 
 
-@dataclass
-class Rows:
-    """Query rows: one per (pairing side, source list it may draw from)."""
-
-    side: np.ndarray    # index into the 2P sides (side k < P: s = a[k]; else s = b[k - P])
-    s: np.ndarray       # served ticket
-    src: np.ndarray     # source list
-    tp: np.ndarray      # pairing time
-    jr: np.ndarray      # strict upper bound on the candidate's t_join rank
-    tr: np.ndarray      # rank of t_p + tol: the candidate's end rank must exceed it
-
-
-@dataclass
+@dataclass(eq=False)
 class Lists:
-    """All candidate lists, concatenated, sorted by (source, t_join rank, ticket)."""
+    """All candidate lists, concatenated and sorted by (source, join position)."""
 
-    ticket: np.ndarray
-    jkey: np.ndarray    # src * R + t_join rank (sorted)
-    ekey: np.ndarray    # src * R + end rank
-    pmax: np.ndarray    # running maximum of ekey (non-decreasing)
+    jkey: np.ndarray        # src << bits | position
+    pmax: np.ndarray        # running max of src << bits | end_rank
+    combos: np.ndarray      # sorted pool * V + interest of each interest list (src = 2 * n_pools + index)
+    vocab: int              # V
+    id_map: np.ndarray | None = None   # sorted interest ids, when ids were renumbered to fit the keys
+
+    def combo_index(self, combo: np.ndarray) -> np.ndarray:
+        """Index in `combos` of (pool * V + interest) values that are on some list."""
+        span = int(self.combos[-1]) + 1 if self.combos.size else 0
+        if span <= max(4 * self.combos.size, 1 << 22):       # small: a lookup table beats a search
+            lut = np.zeros(span, dtype=np.int64)
+            lut[self.combos] = np.arange(self.combos.size)
+            return lut[combo]
+        return np.searchsorted(self.combos, combo)
+
+    def interest_index(self, ids: np.ndarray) -> np.ndarray:
+        """Interest ids as used in `combos` (renumbered only for a huge id space)."""
+        ids = ids.astype(np.int64)
+        return ids if self.id_map is None else np.searchsorted(self.id_map, ids)
 
 
-class Compat:
-    """The candidate lists and query rows of one ticket table (built once, used twice)."""
+@dataclass(eq=False)
+class Sides:
+    """Both sides of every pairing, by label = 2 * pairing + half (half 0: s = a, half 1: s = b)."""
 
-    def __init__(self, t: TicketTable, params: FairnessParams) -> None:
-        self.t = t
-        self.params = params
-        tol, fb = params.fifo_tolerance_s, params.interest_fallback_s
-        a, b = t.pairs
-        self.n_pairs = int(a.size)
-        s = np.concatenate([a, b])
-        o = np.concatenate([b, a])
-        tp1 = np.maximum(t.t_paired[a], t.t_paired[b])
-        tp = np.concatenate([tp1, tp1])
-        j_val = t.t_join[o] - tol
-        t_val = tp + tol
-        lo_val = tp - fb - tol
-        s_open = ~t.has_interests[s] | (tp >= t.t_join[s] + fb)
+    s: np.ndarray
+    jlo: np.ndarray         # int32 jlow of the partner o: candidates joined before t_join[o] - tol
+    LB: int                 # labels are < 1 << LB
+    open_rows: np.ndarray   # pool << LB | label of the open sides, sorted (passes 0 and 1)
+    int_rows: np.ndarray    # interest-list index << LB | label, sorted (pass 2)
 
-        # ---- sources: pools, then per-pool interest lists
-        pools, pool_idx = np.unique(t.pool, return_inverse=True)
-        n_pools = int(pools.size)
-        vocab = int(t.interest_ids.max(initial=-1)) + 1
-        owner = np.repeat(np.arange(t.n), t.n_interests)
-        combo = pool_idx[owner].astype(np.int64) * max(vocab, 1) + t.interest_ids
-        combos, combo_idx = np.unique(combo, return_inverse=True)
 
-        # candidate memberships (ticket, src)
-        has = t.has_interests
-        m_ticket = np.concatenate([np.arange(t.n), owner])
-        m_src = np.concatenate([np.where(has, n_pools + pool_idx, pool_idx), 2 * n_pools + combo_idx])
-        self.m_ticket, self.m_src = m_ticket, m_src
+@dataclass(eq=False)
+class Chunk:
+    """Decoded rows of one pass: the list each asks, its prefix end `hi` and threshold `kt`."""
 
-        # ---- ranks of every time compared, so keys are exact integers
-        n = t.n
-        nq = s.size
-        values = np.concatenate([t.t_join, t.end, j_val, t_val, lo_val])
-        _, inv = np.unique(values, return_inverse=True)
-        inv = inv.astype(np.int64).reshape(-1)
-        self.R = R = int(inv.max(initial=0)) + 2
-        self.join_rank = inv[:n]
-        self.end_rank = inv[n:2 * n]
-        jr_q = inv[2 * n:2 * n + nq]
-        tr_q = inv[2 * n + nq:2 * n + 2 * nq]
-        lo_q = inv[2 * n + 2 * nq:]
-        jr_q = np.minimum(jr_q, tr_q + 1)
+    kind: int
+    label: np.ndarray
+    src: np.ndarray
+    p: np.ndarray
+    s: np.ndarray
+    hi: np.ndarray
+    kt: np.ndarray
 
-        # ---- query rows
-        side = np.arange(nq)
-        open_sides = side[s_open]
-        rows_side = [open_sides, open_sides]
-        rows_src = [pool_idx[s[open_sides]], n_pools + pool_idx[s[open_sides]]]
-        rows_jr = [jr_q[open_sides], np.minimum(jr_q[open_sides], lo_q[open_sides] + 1)]
-        cnt = t.n_interests[s]
-        q_side = np.repeat(side, cnt)
-        starts = np.repeat(t.interest_offsets[s] - np.concatenate([[0], np.cumsum(cnt)[:-1]]), cnt)
-        q_int = t.interest_ids[starts + np.arange(int(cnt.sum()))]
-        q_combo = pool_idx[s[q_side]].astype(np.int64) * max(vocab, 1) + q_int
-        pos = np.searchsorted(combos, q_combo)
-        pos_c = np.minimum(pos, max(combos.size - 1, 0))
-        ok = (pos < combos.size) & (combos[pos_c] == q_combo) if combos.size else np.zeros(q_combo.size, bool)
-        rows_side.append(q_side[ok])
-        rows_src.append(2 * n_pools + pos[ok])
-        rows_jr.append(jr_q[q_side[ok]])
-        r_side = np.concatenate(rows_side)
-        self.rows = Rows(
-            side=r_side, s=s[r_side], src=np.concatenate(rows_src).astype(np.int64), tp=tp[r_side],
-            jr=np.concatenate(rows_jr), tr=tr_q[r_side],
-        )
-        self.sides_s = s
-        self.sides_o = o
+    def found(self, lists: Lists) -> np.ndarray:
+        """Rows with some candidate meeting conditions 1-4 (before rule 2)."""
+        return (self.hi > 0) & (lists.pmax[np.maximum(self.hi - 1, 0)] >= self.kt)
 
-        # ---- candidate lists sorted by (src, join rank, ticket)
-        jr_m = self.join_rank[m_ticket]
-        order = np.lexsort((m_ticket, jr_m, m_src))
-        ticket = m_ticket[order]
-        src_sorted = m_src[order].astype(np.int64)
-        jkey = src_sorted * R + jr_m[order]
-        ekey = src_sorted * R + self.end_rank[ticket]
-        self.lists = Lists(ticket=ticket, jkey=jkey, ekey=ekey, pmax=np.maximum.accumulate(ekey) if ekey.size else ekey)
 
-    # ------------------------------------------------------------------ blocks
-    def blocked(self, s: np.ndarray, c: np.ndarray, tp: np.ndarray) -> np.ndarray:
-        """Rule 2: were tickets s and c's users blocked from each other at tp (conservatively)?"""
-        t = self.t
-        out = np.zeros(s.shape[0], dtype=bool)
-        if not s.size:
-            return out
-        slack = self.params.rematch_block_s
-        tol = self.params.fifo_tolerance_s
-        for x, other in ((c, t.user[s]), (s, t.user[c])):
-            idx = np.arange(s.shape[0])
-            p = t.prev_ticket[x]
-            while idx.size:
-                live = p >= 0
-                idx, p = idx[live], p[live]
-                live = t.next_join[p] + slack + tol > tp[idx]
-                idx, p = idx[live], p[live]
-                if not idx.size:
-                    break
-                hit = (t.peer[p] == other[idx]) & (tp[idx] < t.chat_end_est[p] + slack + tol)
-                out[idx[hit]] = True
-                p = t.prev_ticket[p]
+def build_lists(pr: Prepared) -> Lists:
+    """Every list entry's jkey (sorted) and the running maximum of its end key.
+
+    Filled chunk by chunk into preallocated arrays: at 25M tickets each full-size
+    temporary would be 200-300 MB of fresh pages.
+    """
+    n, bits = pr.n, pr.bits
+    mask = (1 << bits) - 1
+    m = int(pr.offsets[-1])
+    vocab = int(pr.ids.max(initial=-1)) + 1
+    id_map = None
+    if vocab > 0 and bits_for(pr.n_pools * vocab) + bits > 62:
+        id_map = np.unique(pr.ids.astype(np.int64))         # huge id space: renumber the ids used
+        vocab = int(id_map.size)
+    vocab = max(vocab, 1)
+    jkey = np.empty(n + m, dtype=np.int64)
+    for i in range(0, n, CHUNK):                             # per pool: no-interest, then interest list
+        pos = np.arange(i, min(i + CHUNK, n), dtype=np.int64)
+        k = jkey[i:i + pos.size]
+        np.multiply(pr.pool[i:i + pos.size], 2, out=k)
+        k += pr.has[i:i + pos.size]
+        k <<= bits
+        k |= pos
+        lo, hi = int(pr.offsets[i]), int(pr.offsets[i + pos.size])
+        if hi > lo:                                          # interest memberships: (pool, interest, ticket)
+            owner = np.repeat(pos, np.diff(pr.offsets[i:i + pos.size + 1]))
+            ids = pr.ids[lo:hi].astype(np.int64)
+            if id_map is not None:
+                ids = np.searchsorted(id_map, ids)
+            c = jkey[n + lo:n + hi]
+            np.multiply(pr.pool[owner], vocab, out=c)
+            c += ids
+            c <<= bits
+            c |= owner
+    jkey[:n].sort()
+    inter = jkey[n:]
+    inter.sort()
+    combos_parts, base_src, carry = [], 2 * pr.n_pools, -1
+    for i in range(0, m, CHUNK):                             # (pool, interest) -> dense list number
+        k = inter[i:i + CHUNK]
+        combo = k >> bits
+        new = np.empty(combo.size, dtype=bool)
+        new[0] = combo[0] != carry
+        np.not_equal(combo[1:], combo[:-1], out=new[1:])
+        carry = int(combo[-1])
+        combos_parts.append(combo[new])
+        dense = np.cumsum(new) + (base_src - 1)
+        base_src = int(dense[-1]) + 1
+        k &= mask
+        k |= dense << bits
+    combos = np.concatenate(combos_parts) if combos_parts else np.zeros(0, dtype=np.int64)
+    pmax = np.empty(n + m, dtype=np.int64)
+    top = np.iinfo(np.int64).min
+    for i in range(0, n + m, CHUNK):                          # running max of src << bits | end_rank
+        k = jkey[i:i + CHUNK]
+        e = pmax[i:i + k.size]
+        np.bitwise_and(k, ~mask, out=e)
+        e |= pr.end_rank[k & mask]
+        np.maximum.accumulate(e, out=e)
+        np.maximum(e, top, out=e)
+        top = int(e[-1])
+    return Lists(jkey=jkey, pmax=pmax, combos=combos, vocab=vocab, id_map=id_map)
+
+
+def build_sides(pr: Prepared, lists: Lists) -> Sides:
+    """Both sides of every pairing and the rows of the three passes (chunked, see build_lists)."""
+    fb = pr.params.interest_fallback_s
+    P = pr.n_pairs
+    s = np.empty(2 * P, dtype=np.int64)
+    s[0::2], s[1::2] = pr.a, pr.b
+    jlo = np.empty(2 * P, dtype=np.int32)
+    jlo[0::2], jlo[1::2] = pr.jlow[pr.b], pr.jlow[pr.a]
+    LB = bits_for(2 * P)
+    open_parts, int_parts = [], []
+    for i in range(0, 2 * P, CHUNK):
+        lab = np.arange(i, min(i + CHUNK, 2 * P), dtype=np.int64)
+        x = s[i:i + lab.size]
+        has = pr.has[x]
+        is_open = pr.tp[lab >> 1] >= pr.t_join[x] + fb
+        is_open |= ~has
+        ol = lab[is_open]
+        open_parts.append((pr.pool[x[is_open]].astype(np.int64) << LB) | ol)
+        il, xi = lab[has], x[has]
+        cnt = pr.counts_of(xi)
+        mm = int(cnt.sum())
+        if mm:
+            first = np.cumsum(cnt) - cnt
+            ids = lists.interest_index(pr.ids[np.repeat(pr.offsets[xi] - first, cnt) + np.arange(mm, dtype=np.int64)])
+            combo = np.repeat(pr.pool[xi].astype(np.int64) * lists.vocab, cnt)
+            combo += ids
+            int_parts.append((lists.combo_index(combo) << LB) | np.repeat(il, cnt))
+    open_rows = np.concatenate(open_parts) if open_parts else np.zeros(0, dtype=np.int64)
+    del open_parts
+    open_rows.sort()
+    int_rows = np.concatenate(int_parts) if int_parts else np.zeros(0, dtype=np.int64)
+    del int_parts
+    int_rows.sort()
+    return Sides(s=s, jlo=jlo, LB=LB, open_rows=open_rows, int_rows=int_rows)
+
+
+def pass_rows(sides: Sides, kind: int) -> np.ndarray:
+    return sides.int_rows if kind == PASS_INTEREST else sides.open_rows
+
+
+def decode(pr: Prepared, lists: Lists, sides: Sides, kind: int, rows: np.ndarray) -> Chunk:
+    """The rows' lists, prefix ends and thresholds (see the module docstring)."""
+    return decode_kinds(pr, lists, sides, (kind,), rows)[0]
+
+
+def decode_kinds(pr: Prepared, lists: Lists, sides: Sides, kinds: tuple[int, ...], rows: np.ndarray) -> list[Chunk]:
+    """decode for several passes over the same rows (passes 0 and 1 share the open sides)."""
+    LB, bits = sides.LB, pr.bits
+    label = rows & ((1 << LB) - 1)
+    grp = rows >> LB
+    p = label >> 1
+    s = sides.s[label]
+    T = pr.T[p]
+    jb0 = np.minimum(sides.jlo[label], pr.q2[p])
+    out = []
+    for kind in kinds:
+        src = grp + 2 * pr.n_pools if kind == PASS_INTEREST else 2 * grp + kind
+        jb = np.minimum(jb0, pr.q3[p]) if kind == PASS_OPEN_INTEREST else jb0
+        base = src << bits
+        hi = merge_search(lists.jkey, base | jb, side="left")
+        base |= T
+        out.append(Chunk(kind=kind, label=label, src=src, p=p, s=s, hi=hi, kt=base))
+    return out
+
+
+def chunks(pr: Prepared, lists: Lists, sides: Sides) -> Iterator[Chunk]:
+    """Every row of the three passes, a chunk at a time (passes 0 and 1 decoded together)."""
+    for kinds in ((PASS_OPEN_NONE, PASS_OPEN_INTEREST), (PASS_INTEREST,)):
+        rows = pass_rows(sides, kinds[0])
+        for i in range(0, rows.size, CHUNK):
+            yield from decode_kinds(pr, lists, sides, kinds, rows[i:i + CHUNK])
+
+
+def blocked(pr: Prepared, s: np.ndarray, c: np.ndarray, tp: np.ndarray) -> np.ndarray:
+    """Rule 2: were tickets s and c's users blocked from each other at tp (conservatively)?
+
+    Walks each user's history backwards from its ticket while the chats can still block:
+    a chat's latest end is at most its user's next join, so once `next join + B + tol <= tp`
+    every earlier chat is too old as well. The first step needs no lookup: the next join
+    after x's previous ticket is x's own join.
+    """
+    out = np.zeros(s.shape[0], dtype=bool)
+    if not s.size:
         return out
+    if pr.met is None:
+        pr.met = MetFilter(pr.user, pr.peer, np.flatnonzero(~np.isnan(pr.chat_end_est)))  # chats
+    keep = np.flatnonzero(pr.met.maybe(pr.user[s], pr.user[c]))
+    if keep.size:
+        out[keep] = _walk(pr, s[keep], c[keep], tp[keep])
+    return out
 
-    def first_unblocked(self, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, key_t: np.ndarray,
-                        window: int = 16) -> np.ndarray:
-        """For query rows whose first witness was blocked: is there another in list positions [lo, hi)?
 
-        Scans `window` positions per row per round, all rows at once: a candidate still
-        waiting (ekey > key_t) and not rematch-blocked from the row's served ticket.
-        """
-        lists = self.lists
-        found = np.zeros(rows.size, dtype=bool)
-        live = np.arange(rows.size)
-        pos = lo.astype(np.int64).copy()
+def _walk(pr: Prepared, s: np.ndarray, c: np.ndarray, tp: np.ndarray) -> np.ndarray:
+    """`blocked` for pairs of users that may have met: the history walk itself."""
+    out = np.zeros(s.shape[0], dtype=bool)
+    slack, tol = pr.params.rematch_block_s, pr.params.fifo_tolerance_s   # (x + slack) + tol, as defined
+    for x, y in ((c, s), (s, c)):
+        p = pr.prev[x]
+        live = (p >= 0) & (pr.t_join[x] + slack + tol > tp)
+        live &= ~out
+        idx = np.flatnonzero(live)
+        del live
+        p = p[idx]
+        while idx.size:
+            t = tp[idx]
+            other = pr.user[y[idx]]
+            hit = (pr.peer[p] == other) & (t < pr.chat_end_est[p] + slack + tol)
+            out[idx[hit]] = True
+            go = ~hit & (pr.t_join[p] + slack + tol > t)   # p's join: the next join of p's previous
+            p = pr.prev[p[go]]
+            idx = idx[go]
+            go = p >= 0
+            idx, p = idx[go], p[go]
+    return out
+
+
+def scan(lo: np.ndarray, hi: np.ndarray, test: Callable[[np.ndarray, np.ndarray], np.ndarray],
+         window: int = 16, max_window: int = 4096) -> np.ndarray:
+    """For each item i: does some position in [lo[i], hi[i]) pass `test(items, positions)`?
+
+    Vectorised over all items: each round tests the next `window` positions of every item
+    still undecided; the window doubles each round (long ranges are rare but exist).
+    """
+    found = np.zeros(lo.size, dtype=bool)
+    live = np.flatnonzero(lo < hi)
+    pos = lo.astype(np.int64).copy()
+    while live.size:
         step = np.arange(window)
-        while live.size:
-            p = pos[live][:, None] + step                       # (rows, window)
-            inside = p < hi[live][:, None]
-            pc = np.minimum(p, lists.ekey.size - 1)
-            waiting = inside & (lists.ekey[pc] > key_t[live][:, None])
-            r_idx, w_idx = np.nonzero(waiting)
-            if r_idx.size:
-                rr = rows[live[r_idx]]
-                ok = ~self.blocked(self.rows.s[rr], lists.ticket[pc[r_idx, w_idx]], self.rows.tp[rr])
-                found[live[np.unique(r_idx[ok])]] = True
-            pos[live] += window
-            live = live[~found[live] & (pos[live] < hi[live])]
-        return found
+        p = pos[live][:, None] + step
+        r, w = np.nonzero(p < hi[live][:, None])
+        if r.size:
+            ok = test(live[r], p[r, w])
+            found[live[np.unique(r[ok])]] = True
+        pos[live] += window
+        live = live[~found[live] & (pos[live] < hi[live])]
+        window = min(window * 2, max_window)
+    return found

@@ -5,47 +5,71 @@ c was passed over (compat.py states the five conditions: same pool, joined more 
 tolerance before o, still waiting the tolerance after the pairing, compatible with s by
 rule 5, not rematch-blocked). The rate is inversions / complete pairings.
 
-Per query row (side x candidate list): the first ticket of the list, in join order, that
-was still waiting at t_p + tol is found by a binary search on the running maximum of the
-lists' end keys; it is a witness when its join rank is below the row's bound. Only when
-that witness is rematch-blocked from s is the list scanned further.
+Per row (side x candidate list), in passes: the first ticket of the list, in join order,
+still waiting at t_p + tol is found by a binary search on the running maximum of the
+lists' end keys; it is a witness when it joined before the row's bound. Only when that
+witness is rematch-blocked from s is the list scanned further. Pairings already known to
+be inversions are skipped by later rows (the figure is per pairing, not per row).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compat import Compat
+from .compat import Chunk, Lists, blocked, scan
+from .prepared import Prepared
+from .search import merge_search
 
 
 @dataclass
 class FifoResult:
     pairs: int
     inversions: int
-    inverted: np.ndarray      # bool per complete pairing (order of TicketTable.pairs)
-    side_inverted: np.ndarray  # bool per side (2P)
 
     @property
     def rate(self) -> float | None:
         return self.inversions / self.pairs if self.pairs else None
 
 
-def fifo_inversions(cx: Compat) -> FifoResult:
-    rows, lists, R = cx.rows, cx.lists, cx.R
-    n_sides = 2 * cx.n_pairs
-    found = np.zeros(rows.side.size, dtype=bool)
-    if rows.side.size and lists.ticket.size:
-        base = rows.src * R
-        hi = np.searchsorted(lists.jkey, base + rows.jr, side="left")
-        key_t = base + rows.tr
-        first = np.searchsorted(lists.pmax, key_t, side="right")
-        found = first < hi
-        idx = np.flatnonzero(found)
-        witness = lists.ticket[first[idx]]
-        blocked = cx.blocked(rows.s[idx], witness, rows.tp[idx])
-        redo = idx[blocked]
-        found[redo] = cx.first_unblocked(redo, first[redo] + 1, hi[redo], key_t[redo])
-    side_inv = np.bincount(rows.side[found], minlength=n_sides) > 0 if n_sides else np.zeros(0, bool)
-    inverted = side_inv[:cx.n_pairs] | side_inv[cx.n_pairs:]
-    return FifoResult(pairs=cx.n_pairs, inversions=int(inverted.sum()), inverted=inverted, side_inverted=side_inv)
+@dataclass(eq=False)
+class Fifo:
+    """Inversion flags per pairing (Prepared order), filled chunk by chunk."""
+
+    pr: Prepared
+    lists: Lists
+    inverted: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.inverted = np.zeros(self.pr.n_pairs, dtype=bool)
+
+    def add(self, ch: Chunk, found: np.ndarray) -> None:
+        pr, lists = self.pr, self.lists
+        mask = (1 << pr.bits) - 1
+        sel = np.flatnonzero(found & ~self.inverted[ch.p])
+        if not sel.size:
+            return
+        first = merge_search(lists.pmax, ch.kt[sel], side="left")
+        witness = lists.jkey[first] & mask
+        p = ch.p[sel]
+        blk = blocked(pr, ch.s[sel], witness, pr.tp[p])
+        self.inverted[p[~blk]] = True
+        keep = ~self.inverted[p[blk]]
+        redo, start = sel[blk][keep], first[blk][keep] + 1
+        if not redo.size:
+            return
+        s, pp = ch.s[redo], ch.p[redo]
+        T = pr.T[pp]
+
+        def unblocked_waiting(items: np.ndarray, pos: np.ndarray) -> np.ndarray:
+            c = lists.jkey[pos] & mask
+            ok = pr.end_rank[c] >= T[items]
+            k = np.flatnonzero(ok)
+            ok[k] = ~blocked(pr, s[items[k]], c[k], pr.tp[pp[items[k]]])
+            return ok
+
+        hit = scan(start, ch.hi[redo], unblocked_waiting)
+        self.inverted[pp[hit]] = True
+
+    def result(self) -> FifoResult:
+        return FifoResult(pairs=self.pr.n_pairs, inversions=int(self.inverted.sum()))

@@ -1,11 +1,13 @@
-"""Interest match rate, fallback rate and repeat-partner rate.
+"""Interest match rate, fallback rate and repeat-partner rate, as additive counts.
 
 - interest_match_rate: among paired tickets of users with interests, the share whose
   pairing shared an interest (None if there are none).
 - fallback_rate: among tickets of users with interests (any outcome), the share that waited
   at least `interest_fallback_s`, i.e. whose interest-only search ran out (None if none).
 - repeat_partner_rate: among complete pairings, the share whose two users had already been
-  paired with each other earlier in the run (None if no pairings).
+  paired with each other earlier in the run (None if no pairings). A pair of users paired
+  k times makes k - 1 repeats, so the count is pairings minus distinct pairs of users: no
+  time order needed, and parts add up (two users of one pairing are in one pool).
 """
 from __future__ import annotations
 
@@ -13,32 +15,41 @@ from typing import Any
 
 import numpy as np
 
-from .params import FairnessParams
-from .tickets import TicketTable
+from .prepared import Prepared
 
 
-def _share(num: int, den: int) -> float | None:
+def share(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def rate_figures(t: TicketTable, params: FairnessParams) -> dict[str, Any]:
-    with_int = t.has_interests
-    paired_int = with_int & t.paired
-    n_paired_int = int(paired_int.sum())
-    n_int = int(with_int.sum())
-    fell_back = int((t.wait_s[with_int] >= params.interest_fallback_s).sum())
-    a, b = t.pairs
-    repeats = 0
-    if a.size:
-        ua, ub = t.user[a], t.user[b]
-        lo, hi = np.minimum(ua, ub), np.maximum(ua, ub)
-        tp = np.maximum(t.t_paired[a], t.t_paired[b])
-        order = np.lexsort((tp, hi, lo))
-        lo, hi = lo[order], hi[order]
-        repeats = int(((lo[1:] == lo[:-1]) & (hi[1:] == hi[:-1])).sum())
+def distinct_user_pairs(ua: np.ndarray, ub: np.ndarray) -> int:
+    lo, hi = np.minimum(ua, ub), np.maximum(ua, ub)
+    if not lo.size:
+        return 0
+    if int(lo.min()) >= 0 and int(hi.max()) < (1 << 31):
+        key = (lo.astype(np.int64) << 31) | hi
+        key.sort()
+        return int(1 + np.count_nonzero(key[1:] != key[:-1]))
+    return int(np.unique(np.stack([lo, hi], axis=1), axis=0).shape[0])
+
+
+def rate_counts(pr: Prepared, wait: np.ndarray) -> dict[str, int]:
+    """The counts behind the three rates (see the module docstring)."""
+    paired_int = pr.has & pr.paired
+    repeats = pr.n_pairs - distinct_user_pairs(pr.user[pr.a], pr.user[pr.b])
     return {
-        "interest_match_rate": _share(int(t.via_interest[paired_int].sum()), n_paired_int),
-        "fallback_rate": _share(fell_back, n_int),
-        "repeat_partner_rate": _share(repeats, int(a.size)),
-        "repeat_pairings": repeats,
+        "interest_paired": int(paired_int.sum()),
+        "interest_matched": int(np.count_nonzero(pr.via[paired_int])),
+        "with_interests": int(pr.has.sum()),
+        "fell_back": int(np.count_nonzero(wait[pr.has] >= pr.params.interest_fallback_s)),
+        "repeat_pairings": int(repeats),
+    }
+
+
+def rate_figures(c: dict[str, int], pairings: int) -> dict[str, Any]:
+    return {
+        "interest_match_rate": share(c["interest_matched"], c["interest_paired"]),
+        "fallback_rate": share(c["fell_back"], c["with_interests"]),
+        "repeat_partner_rate": share(c["repeat_pairings"], pairings),
+        "repeat_pairings": c["repeat_pairings"],
     }

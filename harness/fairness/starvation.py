@@ -7,71 +7,118 @@
   clearly after it), i.e. compatible later arrivals were being served ahead of it.
 `starved` counts tickets in either set.
 
-The second set is the FIFO question asked from the candidate's side: per candidate list,
-query rows sorted by their join bound carry a suffix minimum of their t_p + tol rank; the
-candidate was passed over iff some row allowing its join rank has t_p + tol before its end.
+The second set is the FIFO question asked from the candidate's side. The gave-up entries
+of the candidate lists (G) are few. A row covers the list prefix [list start, hi): every
+G entry there is a candidate it passed over if the candidate still waited at T. So each row
+is filed at the last G entry of its list before hi, keeping the smallest label (labels
+rise with T); a suffix minimum over G, per list, then gives each entry the covering row
+with the earliest T. If that row is rematch-blocked, the rows of the list made while the
+candidate waited are scanned.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .compat import Compat
+from .compat import PASS_INTEREST, Chunk, Lists, Sides, blocked, decode, pass_rows, scan
+from .search import merge_search
+from .prepared import Prepared
+
+NONE = np.iinfo(np.int64).max
 
 
-def passed_over(cx: Compat, tickets: np.ndarray) -> np.ndarray:
-    """bool per ticket of `tickets`: passed over by at least one pairing side."""
-    rows, R = cx.rows, cx.R
-    out = np.zeros(cx.t.n, dtype=bool)
-    if not rows.side.size or not tickets.size:
-        return out[tickets]
-    want = np.zeros(cx.t.n, dtype=bool)
-    want[tickets] = True
-    sel = want[cx.m_ticket]
-    c = cx.m_ticket[sel]
-    src = cx.m_src[sel].astype(np.int64)
-    rkey = rows.src * R + rows.jr
-    order = np.argsort(rkey, kind="stable")
-    rkey = rkey[order]
-    val = (rows.src * R + rows.tr)[order]
-    sufmin = np.minimum.accumulate(val[::-1])[::-1]
-    pos = np.arange(val.size)
-    argmin = np.minimum.accumulate(np.where(val == sufmin, pos, val.size)[::-1])[::-1]
-    k = np.searchsorted(rkey, src * R + cx.join_rank[c], side="right")
-    end_key = src * R + cx.end_rank[c]
-    kk = np.minimum(k, val.size - 1)
-    hit = (k < val.size) & (sufmin[kk] < end_key)
-    idx = np.flatnonzero(hit)
-    r = order[argmin[kk[idx]]]
-    blocked = cx.blocked(rows.s[r], c[idx], rows.tp[r])
-    ok = np.zeros(c.size, dtype=bool)
-    ok[idx[~blocked]] = True
-    for m in idx[blocked]:
-        hi = int(np.searchsorted(rkey, end_key[m], side="right"))
-        cand = int(k[m]) + np.flatnonzero(val[k[m]:hi] < end_key[m])
-        if cand.size:
-            rr = order[cand]
-            blk = cx.blocked(rows.s[rr], np.full(rr.size, c[m]), rows.tp[rr])
-            ok[m] = bool((~blk).any())
-    out[c[ok]] = True
-    return out[tickets]
+@dataclass(eq=False)
+class Starvation:
+    """Rows filed at the gave-up list entries, chunk by chunk (see the module docstring)."""
+
+    pr: Prepared
+    lists: Lists
+    sides: Sides
+    G: np.ndarray = field(init=False)      # list positions of gave-up tickets (sorted)
+    src: np.ndarray = field(init=False)    # their list
+    seg: np.ndarray = field(init=False)    # dense list index among G's lists
+    best: np.ndarray = field(init=False)   # seg << LB | smallest label filed here
+
+    def __post_init__(self) -> None:
+        pr, jkey = self.pr, self.lists.jkey
+        mask = (1 << pr.bits) - 1
+        self.G = np.flatnonzero(pr.gave_up[jkey & mask]) if pr.n_pairs else np.zeros(0, dtype=np.int64)
+        self.src = jkey[self.G] >> pr.bits
+        new = np.ones(self.G.size, dtype=bool)
+        new[1:] = self.src[1:] != self.src[:-1]
+        self.seg = np.cumsum(new) - 1
+        self.best = np.full(self.G.size, NONE, dtype=np.int64)
+
+    def add(self, ch: Chunk, found: np.ndarray) -> None:
+        if not self.G.size:
+            return
+        rows = np.flatnonzero(found)          # a row with no waiting candidate covers none
+        g = merge_search(self.G, ch.hi[rows], side="left") - 1
+        ok = g >= 0
+        rows, g = rows[ok], g[ok]
+        ok = self.src[g] == ch.src[rows]
+        rows, g = rows[ok], g[ok]
+        np.minimum.at(self.best, g, (self.seg[g] << self.sides.LB) | ch.label[rows])
+
+    def passed_over(self) -> np.ndarray:
+        """bool per ticket (join order): gave up after being passed over."""
+        pr, lists, sides = self.pr, self.lists, self.sides
+        out = np.zeros(pr.n, dtype=bool)
+        if not self.G.size:
+            return out
+        LB, mask = sides.LB, (1 << pr.bits) - 1
+        suf = np.minimum.accumulate(self.best[::-1])[::-1]
+        c = lists.jkey[self.G] & mask
+        hit = (suf >> LB) == self.seg            # the row is of this entry's list
+        label = suf & ((1 << LB) - 1)
+        idx = np.flatnonzero(hit)
+        idx = idx[pr.T[label[idx] >> 1] <= pr.end_rank[c[idx]]]
+        lab = label[idx]
+        blk = blocked(pr, sides.s[lab], c[idx], pr.tp[lab >> 1])
+        out[c[idx[~blk]]] = True
+        redo = idx[blk]
+        redo = redo[~out[c[redo]]]
+        if redo.size:
+            self._rescan(redo, c, out)
+        return out
+
+    def _rescan(self, redo: np.ndarray, c: np.ndarray, out: np.ndarray) -> None:
+        """Entries whose earliest covering row was blocked: try every row of their list made
+        while the candidate waited (T between its join and its end)."""
+        pr, sides = self.pr, self.sides
+        src = self.src[redo]
+        kind = np.where(src >= 2 * pr.n_pools, PASS_INTEREST, src & 1)
+        grp = np.where(kind == PASS_INTEREST, src - 2 * pr.n_pools, src >> 1)
+        cc = c[redo]
+        # A covering row has t_join[c] <= t_p + tol and T <= end_rank[c]; both rise with p.
+        p_lo = np.searchsorted(pr.tp + pr.params.fifo_tolerance_s, pr.t_join[cc], side="left")
+        p_hi = np.searchsorted(pr.T, pr.end_rank[cc], side="right")
+        for k in np.unique(kind):
+            m = np.flatnonzero(kind == k)
+            rows = pass_rows(sides, int(k))
+            base = grp[m] << sides.LB
+            lo = np.searchsorted(rows, base | (2 * p_lo[m]), side="left")
+            hi = np.searchsorted(rows, base | (2 * p_hi[m]), side="left")
+            q, cm = self.G[redo[m]], cc[m]
+
+            def covers_unblocked(items: np.ndarray, pos: np.ndarray, k: int = int(k)) -> np.ndarray:
+                ch = decode(pr, self.lists, sides, k, rows[pos])
+                ok = (ch.hi > q[items]) & (pr.T[ch.p] <= pr.end_rank[cm[items]])
+                j = np.flatnonzero(ok)
+                ok[j] = ~blocked(pr, ch.s[j], cm[items[j]], pr.tp[ch.p[j]])
+                return ok
+
+            found = scan(lo, hi, covers_unblocked)
+            out[cm[found]] = True
 
 
-def starvation_figures(cx: Compat) -> dict[str, Any]:
-    t = cx.t
-    past = t.wait_s > cx.params.starvation_threshold_s
-    gave = np.flatnonzero(t.gave_up)
-    bypassed = np.zeros(t.n, dtype=bool)
-    bypassed[gave] = passed_over(cx, gave)
-    starved = past | bypassed
+def starvation_counts(past: np.ndarray, passed: np.ndarray, gave_up: np.ndarray) -> dict[str, Any]:
+    """The counts a FairnessPart keeps (additive over parts); `past`: waited past the threshold."""
     return {
-        "starved": int(starved.sum()),
-        "starved_detail": {
-            "threshold_s": cx.params.starvation_threshold_s,
-            "waited_past_threshold": int(past.sum()),
-            "gave_up_passed_over": int(bypassed.sum()),
-            "gave_up": int(gave.size),
-            "rate": float(starved.sum()) / t.n if t.n else None,
-        },
+        "starved": int((past | passed).sum()),
+        "waited_past_threshold": int(past.sum()),
+        "gave_up_passed_over": int(passed.sum()),
+        "gave_up": int(gave_up.sum()),
     }

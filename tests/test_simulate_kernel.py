@@ -106,6 +106,14 @@ def test_kernel_equals_python_engine_on_small_plans(plan, fb, rb, horizon, seed,
     assert_same(py, kn)
 
 
+def test_kernel_equals_python_engine_on_empty_runs():
+    empty = make_plan([], [], [], [], [], [], [], ("en",), hours=0.01)
+    assert_same(*both(empty, grid_sampler()))
+    late = make_plan([5.0, 6.0], [0, 1], [0, 0], [0, 0], [[1], [1]], [3.0, 3.0], [2, 2], ("en",), hours=0.01)
+    for horizon in (1.0, -5.0):  # nothing arrives before the horizon
+        assert_same(*both(late, grid_sampler(), horizon_s=horizon))
+
+
 # ------------------------------------------------------------------ real population plans
 def test_kernel_equals_python_engine_at_the_peak_of_3m_daily_users():
     model = PopulationModel(dau=3_000_000)

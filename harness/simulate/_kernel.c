@@ -62,7 +62,7 @@ typedef struct {
     int32_t oprev, onext;   /* core: links of its pool's open queue */
     int32_t core_pool, chat_pool;
     int32_t qbeg, qend;     /* its interest nodes */
-    int32_t spare;
+    int32_t unused;         /* padding to 64 bytes */
     int16_t cls;
     uint8_t state, flags;
 } Visit;
@@ -111,7 +111,7 @@ typedef struct {
     /* the core's FIFOs (rings, capacity a power of two) */
     Fb *fbq; size_t fb_cap, fb_head, fb_len;
     Ub *ubq; size_t ub_cap, ub_head, ub_len;
-    /* rematch blocks: (x << 32 | y) -> until, linear probing */
+    /* rematch blocks: (min << 32 | max) of the pair -> until, linear probing */
     BSlot *bh; size_t bh_cap, bh_len;
     /* affected users of one tick instant */
     int32_t *aff; size_t aff_len, aff_cap;

@@ -1,13 +1,13 @@
 """The simulator's C kernel: engine.simulate with the reference core, 20-50x faster.
 
 engine.py drives any matcher through Python calls, a few microseconds per event; a day of
-3 million daily users is ~130M events. When the matcher is a fresh reference
+3 million daily users is ~140M events. When the matcher is a fresh reference
 PairingCore, `_kernel.c` runs the same event loop with an exact C port of the core's rules
-(same effects order, same heap order, same chat-length draws through
+(same effects order, same (time, seq) event order, same chat-length draws through
 `ChatLengths.block_for`), so the result is identical; tests/test_simulate_kernel.py checks
 it against the Python engine. Custom matchers keep the Python engine. CHATLOAD_SIM_KERNEL=0
 turns the kernel off. The matcher object itself is only read (its interest_fallback and
-rematch_block): it is left unused, so it stays fresh.
+rematch_block): it is left unused, so it stays fresh. docs/simulate.md, "The C kernel".
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def unusable_reason(matcher: Any) -> str | None:
         return f"the matcher does not look like the reference core ({exc})"
     if not fresh:
         return "the matcher has been used already (the kernel starts from an empty core)"
-    if not (math.isfinite(fb) or fb == math.inf) or not (math.isfinite(rb) or rb == math.inf):
+    if math.isnan(fb) or math.isnan(rb):
         return "interest_fallback / rematch_block is NaN"
     return None
 

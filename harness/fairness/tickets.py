@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import itemgetter
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -18,33 +19,52 @@ import numpy as np
 NAN = float("nan")
 
 
-def _codes(values: Iterable[Hashable], names: dict[Hashable, int]) -> list[int]:
-    out = []
-    for v in values:
-        code = names.get(v)
-        if code is None:
-            code = names[v] = len(names)
-        out.append(code)
-    return out
+def _column(records: Sequence[Mapping[str, Any]], key: str) -> list[Any]:
+    """records[i][key] for every record, None where missing (C-level when every record has it)."""
+    try:
+        return list(map(itemgetter(key), records))
+    except (KeyError, TypeError):
+        return [r.get(key) for r in records]
 
 
-def _codes_or_none(values: Iterable[Hashable | None], names: dict[Hashable, int]) -> list[int]:
-    """Like _codes, with -1 for None (a ticket without a partner)."""
-    out = []
-    get = names.get
-    for v in values:
-        if v is None:
-            out.append(-1)
-            continue
-        code = get(v)
-        if code is None:
-            code = names[v] = len(names)
-        out.append(code)
-    return out
+def _coded(values: list[Hashable], names: dict[Hashable, int], default: Hashable | None = None) -> np.ndarray:
+    """int64 codes of values (falsy ones count as `default` if given); new names are
+    numbered in order of first appearance and added to `names`."""
+    code: dict[Hashable, int] = {}
+    for v in dict.fromkeys(values):                  # the distinct raw values: few
+        name = (v or default) if default is not None else v
+        if name not in names:
+            names[name] = len(names)
+        code[v] = names[name]
+    return np.fromiter(map(code.__getitem__, values), dtype=np.int64, count=len(values))
 
 
-def _time(v: Any) -> float:
-    return NAN if v is None else float(v)
+def _interest_codes(raw: list[Any], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (offsets, ids) of each record's interests: as strings, deduplicated, in order."""
+    n = len(raw)
+    counts = np.zeros(n, dtype=np.int64)
+    ids: list[int] = []
+    seen: dict[tuple, list[int]] = {}                 # a user's tickets repeat one list: code it once
+    for i in [i for i, its in enumerate(raw) if its]:  # most records have no interests
+        its = raw[i]
+        key = tuple(its)
+        got = seen.get(key)
+        if got is None:
+            names = list(dict.fromkeys(str(x) for x in its))
+            for x in names:
+                if x not in vocab:
+                    vocab[x] = len(vocab)
+            got = seen[key] = [vocab[x] for x in names]
+        ids.extend(got)
+        counts[i] = len(got)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets, np.asarray(ids, dtype=np.int32)
+
+
+def _times(values: list[Any]) -> np.ndarray:
+    """Seconds as float64, None as NaN (numpy converts None so; float(v) for anything else)."""
+    return np.asarray(values, dtype=np.float64) if values else np.zeros(0)
 
 
 @dataclass(eq=False)
@@ -93,30 +113,34 @@ class TicketTable:
         langs: dict[Hashable, int] = {}
         vocab: dict[str, int] = {}
         n = len(records)
-        user = _codes((r["user"] for r in records), users)
-        peer = _codes_or_none((r.get("peer") for r in records), users)
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        ids: list[int] = []
-        for i, r in enumerate(records):
-            its = list(dict.fromkeys(str(x) for x in (r.get("interests") or ())))
-            ids.extend(_codes(its, vocab))
-            offsets[i + 1] = len(ids)
-        via_given = [r.get("via_interest", None) if "via_interest" in r else
-                     (bool(r["common"]) if r.get("common") is not None else None) for r in records]
+        user = _coded(list(map(itemgetter("user"), records)), users)
+        peers = _column(records, "peer")
+        for v in dict.fromkeys(peers):
+            if v is not None and v not in users:
+                users[v] = len(users)
+        lookup = {**users, None: -1}                 # None: no partner
+        peer = np.fromiter(map(lookup.__getitem__, peers), dtype=np.int64, count=n)
+        del lookup, peers
+        offsets, ids = _interest_codes(_column(records, "interests"), vocab)
+        if any("via_interest" in r or "common" in r for r in records):
+            via_given = [r.get("via_interest", None) if "via_interest" in r else
+                         (bool(r["common"]) if r.get("common") is not None else None) for r in records]
+        else:
+            via_given = [None] * n                   # the usual: derived from both tickets' interests
         table = cls(
-            user=np.asarray(user, dtype=np.int64),
-            cls=np.asarray(_codes((r.get("cls") or "unknown" for r in records), classes), dtype=np.int16),
-            mode=np.asarray(_codes((r.get("mode") or "text" for r in records), modes), dtype=np.int16),
-            lang=np.asarray(_codes((r.get("lang") or "en" for r in records), langs), dtype=np.int16),
+            user=user,
+            cls=_coded(_column(records, "cls"), classes, "unknown").astype(np.int16),
+            mode=_coded(_column(records, "mode"), modes, "text").astype(np.int16),
+            lang=_coded(_column(records, "lang"), langs, "en").astype(np.int16),
             interest_offsets=offsets,
-            interest_ids=np.asarray(ids, dtype=np.int32),
-            t_join=np.asarray([float(r["t_join"]) for r in records], dtype=np.float64),
-            t_paired=np.asarray([_time(r.get("t_paired")) for r in records], dtype=np.float64),
-            t_gave_up=np.asarray([_time(r.get("t_gave_up")) for r in records], dtype=np.float64),
-            peer=np.asarray(peer, dtype=np.int64),
+            interest_ids=ids,
+            t_join=_times(list(map(itemgetter("t_join"), records))),
+            t_paired=_times(_column(records, "t_paired")),
+            t_gave_up=_times(_column(records, "t_gave_up")),
+            peer=peer,
             peer_ticket=np.full(n, -1, dtype=np.int64),
             via_interest=np.zeros(n, dtype=bool),
-            t_chat_end=np.asarray([_time(r.get("t_chat_end")) for r in records], dtype=np.float64),
+            t_chat_end=_times(_column(records, "t_chat_end")),
             t_end=NAN,
             cls_names=tuple(str(k) for k in classes) or ("unknown",),
             mode_names=tuple(str(k) for k in modes),
@@ -124,6 +148,7 @@ class TicketTable:
             interest_names=tuple(vocab),
             user_names=tuple(users),
         )
+        del user, peer
         table.peer_ticket = match_records(records, table.user, table.peer, table.t_paired, match_window_s)
         known = np.asarray([v is not None for v in via_given], dtype=bool)
         derived = table.shared_interest_with_peer()
@@ -287,6 +312,60 @@ def _expand(t: TicketTable, tickets: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return key >> 31, key & ((1 << 31) - 1)
 
 
+def _small_ints(values: list[Any]) -> np.ndarray | None:
+    """Non-negative ints (None as -1) as int64, or None if any value is something else."""
+    if not set(map(type, values)) <= {int, type(None)}:
+        return None
+    nones = values.count(None)
+    arr = np.asarray([-1 if v is None else v for v in values] if nones else values, dtype=np.int64)
+    if arr.size and (int(arr.min()) < -1 or int(np.count_nonzero(arr == -1)) != nones):
+        return None                                   # negative chats: the loop decides
+    return arr
+
+
+def _match_chat_keys_fast(records: Sequence[Mapping[str, Any]], paired_idx: np.ndarray, user: np.ndarray,
+                          peer: np.ndarray, out: np.ndarray) -> bool:
+    """Step 1 of match_records vectorised, for the usual records; False (nothing done) otherwise.
+
+    Usual: chats and partners' chats are non-negative ints or None (in every record), no two
+    paired tickets share (user, chat), and no ticket without a chat names a partner's chat.
+    Then every partner found is mutual and unique, so the result is the loop's whatever
+    the order.
+    """
+    idx = paired_idx
+    chat = _small_ints(_column(records, "chat"))
+    pchat = _small_ints(_column(records, "peer_chat")) if chat is not None else None
+    if chat is None or pchat is None:
+        return False
+    chat, pchat = chat[idx], pchat[idx]
+    u, pu = user[idx], peer[idx]
+    if idx.size == 0:
+        return True
+    m = int(max(chat.max(), pchat.max())) + 2
+    if int(max(u.max(), pu.max(), 0)) >= (1 << 62) // m or int(min(u.min(), 0)) < 0:
+        return False
+    has_chat = chat >= 0
+    own = u * m + chat
+    keys = own[has_chat]
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    if keys.size > 1 and bool(np.any(keys[1:] == keys[:-1])):
+        return False                                  # duplicate chat keys: the loop decides
+    owner = np.flatnonzero(has_chat)[order]           # position in idx of each sorted key
+    asks = (pchat >= 0) & (pu >= 0)
+    want = pu * m + pchat
+    pos = np.minimum(np.searchsorted(keys, want), max(keys.size - 1, 0))
+    hit = asks & (keys.size > 0) & (keys[pos] == want) if keys.size else np.zeros(idx.size, dtype=bool)
+    k = np.flatnonzero(hit)
+    j = owner[pos[k]]
+    ok = (j != k) & (pu[j] == u[k]) & (pchat[j] == chat[k])
+    k, j = k[ok], j[ok]
+    if bool(np.any(chat[k] < 0)):
+        return False                                  # a chat-less ticket naming a partner's chat
+    out[idx[k]] = idx[j]
+    return True
+
+
 def match_records(records: Sequence[Mapping[str, Any]], user: np.ndarray, peer: np.ndarray,
                   t_paired: np.ndarray, window_s: float) -> np.ndarray:
     """peer_ticket of every ticket dict, from the most to the least certain evidence.
@@ -300,25 +379,12 @@ def match_records(records: Sequence[Mapping[str, Any]], user: np.ndarray, peer: 
     n = len(records)
     out = np.full(n, -1, dtype=np.int64)
     done = np.isfinite(t_paired)
-    paired_idx = np.flatnonzero(done).tolist()
-    by_chat: dict[tuple[int, Any], int] = {}
-    for i in paired_idx:
-        c = records[i].get("chat")
-        if c is not None:
-            by_chat.setdefault((int(user[i]), c), i)
-    if by_chat:
-        for i in paired_idx:
-            r = records[i]
-            pc = r.get("peer_chat")
-            if out[i] >= 0 or pc is None or peer[i] < 0:
-                continue
-            j = by_chat.get((int(peer[i]), pc))
-            if j is None or j == i or out[j] >= 0:
-                continue
-            if peer[j] == user[i] and records[j].get("peer_chat") == r.get("chat"):
-                out[i], out[j] = j, i
+    paired = np.flatnonzero(done)
+    if not _match_chat_keys_fast(records, paired, user, peer, out):
+        out[:] = -1
+        _match_chat_keys(records, paired.tolist(), user, peer, out)
     seen: dict[Hashable, int] = {}
-    for i in paired_idx:
+    for i in np.flatnonzero(done & (out < 0)).tolist():
         p = records[i].get("pair")
         if out[i] >= 0 or p is None:
             continue
@@ -335,6 +401,28 @@ def match_records(records: Sequence[Mapping[str, Any]], user: np.ndarray, peer: 
         hit = sub >= 0
         out[rest[hit]] = rest[sub[hit]]
     return out
+
+
+def _match_chat_keys(records: Sequence[Mapping[str, Any]], paired_idx: list[int], user: np.ndarray,
+                     peer: np.ndarray, out: np.ndarray) -> None:
+    """Step 1 of match_records as a loop over the tickets in order (any chat values)."""
+    by_chat: dict[tuple[int, Any], int] = {}
+    for i in paired_idx:
+        c = records[i].get("chat")
+        if c is not None:
+            by_chat.setdefault((int(user[i]), c), i)
+    if not by_chat:
+        return
+    for i in paired_idx:
+        r = records[i]
+        pc = r.get("peer_chat")
+        if out[i] >= 0 or pc is None or peer[i] < 0:
+            continue
+        j = by_chat.get((int(peer[i]), pc))
+        if j is None or j == i or out[j] >= 0:
+            continue
+        if peer[j] == user[i] and records[j].get("peer_chat") == r.get("chat"):
+            out[i], out[j] = j, i
 
 
 def match_peers(user: np.ndarray, peer: np.ndarray, t_paired: np.ndarray, window_s: float) -> np.ndarray:

@@ -16,6 +16,8 @@ keys far from the rest of their chunk.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 #: Keys per merge: the merge's arrays stay below glibc's mmap threshold (heap memory is reused).
@@ -61,7 +63,8 @@ def _sorted_with_order(kb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     return order, kb[order]
 
 
-def merge_search(a: np.ndarray, keys: np.ndarray, side: str = "left", assume_sorted: bool = False) -> np.ndarray:
+def merge_search(a: np.ndarray, keys: np.ndarray, side: Literal["left", "right"] = "left",
+                 assume_sorted: bool = False) -> np.ndarray:
     """Exactly np.searchsorted(a, keys, side) for ascending `a` (int64 or float64, same dtype as keys)."""
     out = np.empty(keys.shape[0], dtype=np.int64)
     if not keys.size:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -77,14 +77,14 @@ def _cell_numbers(cols: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]
             dtype = np.int16 if int(np.prod(radix, dtype=np.float64)) < (1 << 15) else np.int32
             cell = cols[0].astype(dtype)
             for c, r in zip(cols[1:], radix[1:]):
-                cell *= r
-                cell += c
+                np.multiply(cell, r, out=cell)
+                np.add(cell, c, out=cell, casting="unsafe")
             return cell, [np.arange(r) for r in radix]
     factors = [_factor(c) for c in cols]
     cell = np.zeros(cols[0].shape[0], dtype=np.int64)
     for uniq, idx in factors:
-        cell *= max(uniq.size, 1)
-        cell += idx
+        np.multiply(cell, max(uniq.size, 1), out=cell)
+        np.add(cell, idx, out=cell)
     return cell, [uniq for uniq, _ in factors]
 
 
@@ -125,8 +125,8 @@ def wait_cells(wait: np.ndarray, has: np.ndarray, mode: np.ndarray, lang: np.nda
     return WaitCells(codes=codes, names=cell_names, offsets=offsets, waits=waits)  # type: ignore[arg-type]
 
 
-def _count(segs: list[np.ndarray], v: float, side: str) -> int:
-    return int(sum(int(np.searchsorted(s, v, side=side)) for s in segs))
+def _count(segs: list[np.ndarray], v: float, side: Literal["left", "right"]) -> int:
+    return sum(int(np.searchsorted(s, v, side=side)) for s in segs)
 
 
 def kth_smallest(segs: Sequence[np.ndarray], k: int) -> float:

@@ -22,10 +22,11 @@ from harness.fairness.tickets import TicketTable
 from . import engine
 from .engine import ChatLengths, ChatSampler, SimResult, pool_of
 
+_kernel: Any
 try:
-    from . import _kernel
+    from . import _kernel  # type: ignore[attr-defined,no-redef]  # the C extension, no stubs
 except ImportError:  # not built (pure-Python install, no compiler): the Python engine runs
-    _kernel = None  # type: ignore[assignment]
+    _kernel = None
 
 ENV = "CHATLOAD_SIM_KERNEL"
 
@@ -109,17 +110,19 @@ def simulate_kernel(
     if n and (chat_pool64.min() < 0 or cls64.min() < 0 or chats64.min() < -2**31 + 1 or chats64.max() >= 2**31):
         raise ValueError("the simulation kernel wants mode, lang and user_class >= 0 and chats within int32")
     patience = np.ascontiguousarray(plan.patience_s, dtype=np.float64)
-    python_engine = dict(seed=seed, horizon_s=horizon_s, mode_names=mode_names, class_names=class_names,
-                         progress=progress, engine="python")
+
+    def python_engine() -> SimResult:
+        return engine.simulate(plan, matcher, chat_sampler, seed=seed, horizon_s=horizon_s, mode_names=mode_names,
+                               class_names=class_names, progress=progress, engine="python")
     if not _in_order(arrival, patience):
-        return engine.simulate(plan, matcher, chat_sampler, **python_engine)
+        return python_engine()
     offs, queues, n_queues = _interest_queues(plan, core_pool)
     lengths = ChatLengths(chat_sampler, seed)
     try:
         out = _run(plan, arrival, patience, chat_pool64, core_pool, cls64, chats64, offs, queues, n_queues,
                    n_modes * n_langs, matcher, horizon_s, lengths, progress)
     except _kernel.Unsupported:  # a negative or NaN chat length: the matcher is still untouched
-        return engine.simulate(plan, matcher, chat_sampler, **python_engine)
+        return python_engine()
     return SimResult(tickets=_table(out, horizon_s, mode_names, class_names, langs), horizon_s=horizon_s,
                      visits=out["visits"], pairings=out["pairings"], gave_up=out["gave_up"],
                      peak_online=out["peak_online"], events=out["events"])

@@ -17,14 +17,16 @@ t_join), and per (pool, interest) the tickets holding that interest. Every list 
 one int64 `jkey = src << bits | position` (position in join order stands for t_join), all
 lists concatenated in jkey order, with `pmax`, the running maximum of `src << bits |
 end_rank`. A side asks the lists it may draw from, one *row* per (side, list): conditions
-1, 2 and 4 make a prefix of the list (one binary search on jkey gives its end `hi`), and
-condition 3 holds for some entry of that prefix iff pmax[hi - 1] >= src << bits | T.
+1, 2 and 4 make a prefix of the list (merging the rows' keys into jkey, search.py, gives
+its end `hi`), and condition 3 holds for some entry of that prefix iff
+pmax[hi - 1] >= src << bits | T.
 
 Rows come in three passes (the pool's no-interest list, its interest list, the side's
 interest lists), each as sorted int64 `group << LB | label` with label = 2 * pairing +
-half: grouped by list and, inside a list, in pairing-time order, so the binary searches
-get nearly sorted keys (at 25M tickets random keys cost ~15x more). Condition 5 is
-checked by `blocked` on the few witnesses found; `scan` looks further when one is.
+half: grouped by list and, inside a list, in pairing-time order, so the rows' keys come
+nearly sorted (at 25M tickets, searching random keys costs ~15x more). Condition 5 is
+checked by `rematch.blocked` on the witnesses found; `scan` looks further when one is
+blocked.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .prepared import MetFilter, Prepared, bits_for
+from .prepared import Prepared, bits_for
 from .search import merge_search
 
 #: Rows handled at once: bounds the temporary memory of a pass and keeps its arrays under
@@ -160,7 +162,11 @@ def build_lists(pr: Prepared) -> Lists:
 
 
 def build_sides(pr: Prepared, lists: Lists) -> Sides:
-    """Both sides of every pairing and the rows of the three passes (chunked, see build_lists)."""
+    """Both sides of every pairing and the rows of the three passes.
+
+    Outputs are sized first and filled chunk by chunk (see build_lists): parts kept for a
+    concatenation would grow the heap a 4 KB page at a time.
+    """
     fb = pr.params.interest_fallback_s
     P = pr.n_pairs
     s = np.empty(2 * P, dtype=np.int64)
@@ -168,16 +174,28 @@ def build_sides(pr: Prepared, lists: Lists) -> Sides:
     jlo = np.empty(2 * P, dtype=np.int32)
     jlo[0::2], jlo[1::2] = pr.jlow[pr.b], pr.jlow[pr.a]
     LB = bits_for(2 * P)
-    open_parts, int_parts = [], []
+    is_open = np.empty(2 * P, dtype=bool)
+    n_int = 0
+    for i in range(0, 2 * P, CHUNK):
+        x = s[i:i + CHUNK]
+        o = is_open[i:i + x.size]
+        np.greater_equal(pr.tp[np.arange(i, i + x.size) >> 1], pr.t_join[x] + fb, out=o)
+        o |= ~pr.has[x]
+        n_int += int(pr.counts_of(x).sum())
+    open_rows = np.empty(int(np.count_nonzero(is_open)), dtype=np.int64)
+    int_rows = np.empty(n_int, dtype=np.int64)
+    at_open = at_int = 0
     for i in range(0, 2 * P, CHUNK):
         lab = np.arange(i, min(i + CHUNK, 2 * P), dtype=np.int64)
         x = s[i:i + lab.size]
+        sel = is_open[i:i + lab.size]
+        k = int(np.count_nonzero(sel))
+        out = open_rows[at_open:at_open + k]
+        np.left_shift(pr.pool[x[sel]], LB, out=out, casting="unsafe")
+        out |= lab[sel]
+        at_open += k
         has = pr.has[x]
-        is_open = pr.tp[lab >> 1] >= pr.t_join[x] + fb
-        is_open |= ~has
-        ol = lab[is_open]
-        open_parts.append((pr.pool[x[is_open]].astype(np.int64) << LB) | ol)
-        il, xi = lab[has], x[has]
+        xi = x[has]
         cnt = pr.counts_of(xi)
         mm = int(cnt.sum())
         if mm:
@@ -185,12 +203,12 @@ def build_sides(pr: Prepared, lists: Lists) -> Sides:
             ids = lists.interest_index(pr.ids[np.repeat(pr.offsets[xi] - first, cnt) + np.arange(mm, dtype=np.int64)])
             combo = np.repeat(pr.pool[xi].astype(np.int64) * lists.vocab, cnt)
             combo += ids
-            int_parts.append((lists.combo_index(combo) << LB) | np.repeat(il, cnt))
-    open_rows = np.concatenate(open_parts) if open_parts else np.zeros(0, dtype=np.int64)
-    del open_parts
+            out = int_rows[at_int:at_int + mm]
+            np.left_shift(lists.combo_index(combo), LB, out=out)
+            out |= np.repeat(lab[has], cnt)
+            at_int += mm
+    del is_open
     open_rows.sort()
-    int_rows = np.concatenate(int_parts) if int_parts else np.zeros(0, dtype=np.int64)
-    del int_parts
     int_rows.sort()
     return Sides(s=s, jlo=jlo, LB=LB, open_rows=open_rows, int_rows=int_rows)
 
@@ -230,49 +248,6 @@ def chunks(pr: Prepared, lists: Lists, sides: Sides) -> Iterator[Chunk]:
         rows = pass_rows(sides, kinds[0])
         for i in range(0, rows.size, CHUNK):
             yield from decode_kinds(pr, lists, sides, kinds, rows[i:i + CHUNK])
-
-
-def blocked(pr: Prepared, s: np.ndarray, c: np.ndarray, tp: np.ndarray) -> np.ndarray:
-    """Rule 2: were tickets s and c's users blocked from each other at tp (conservatively)?
-
-    Walks each user's history backwards from its ticket while the chats can still block:
-    a chat's latest end is at most its user's next join, so once `next join + B + tol <= tp`
-    every earlier chat is too old as well. The first step needs no lookup: the next join
-    after x's previous ticket is x's own join.
-    """
-    out = np.zeros(s.shape[0], dtype=bool)
-    if not s.size:
-        return out
-    if pr.met is None:
-        pr.met = MetFilter(pr.user, pr.peer, np.flatnonzero(~np.isnan(pr.chat_end_est)))  # chats
-    keep = np.flatnonzero(pr.met.maybe(pr.user[s], pr.user[c]))
-    if keep.size:
-        out[keep] = _walk(pr, s[keep], c[keep], tp[keep])
-    return out
-
-
-def _walk(pr: Prepared, s: np.ndarray, c: np.ndarray, tp: np.ndarray) -> np.ndarray:
-    """`blocked` for pairs of users that may have met: the history walk itself."""
-    out = np.zeros(s.shape[0], dtype=bool)
-    slack, tol = pr.params.rematch_block_s, pr.params.fifo_tolerance_s   # (x + slack) + tol, as defined
-    for x, y in ((c, s), (s, c)):
-        p = pr.prev[x]
-        live = (p >= 0) & (pr.t_join[x] + slack + tol > tp)
-        live &= ~out
-        idx = np.flatnonzero(live)
-        del live
-        p = p[idx]
-        while idx.size:
-            t = tp[idx]
-            other = pr.user[y[idx]]
-            hit = (pr.peer[p] == other) & (t < pr.chat_end_est[p] + slack + tol)
-            out[idx[hit]] = True
-            go = ~hit & (pr.t_join[p] + slack + tol > t)   # p's join: the next join of p's previous
-            p = pr.prev[p[go]]
-            idx = idx[go]
-            go = p >= 0
-            idx, p = idx[go], p[go]
-    return out
 
 
 def scan(lo: np.ndarray, hi: np.ndarray, test: Callable[[np.ndarray, np.ndarray], np.ndarray],

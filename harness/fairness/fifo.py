@@ -6,8 +6,9 @@ tolerance before o, still waiting the tolerance after the pairing, compatible wi
 rule 5, not rematch-blocked). The rate is inversions / complete pairings.
 
 Per row (side x candidate list), in passes: the first ticket of the list, in join order,
-still waiting at t_p + tol is found by a binary search on the running maximum of the
-lists' end keys; it is a witness when it joined before the row's bound. Only when that
+still waiting at t_p + tol is where the running maximum of the lists' end keys first
+reaches the row's threshold (found by merging, search.py); it is a witness when it joined
+before the row's bound. Only when that
 witness is rematch-blocked from s is the list scanned further. Pairings already known to
 be inversions are skipped by later rows (the figure is per pairing, not per row).
 """
@@ -17,8 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compat import Chunk, Lists, blocked, scan
+from .compat import Chunk, Lists, scan
 from .prepared import Prepared
+from .rematch import blocked
 from .search import merge_search
 
 
@@ -44,6 +46,7 @@ class Fifo:
         self.inverted = np.zeros(self.pr.n_pairs, dtype=bool)
 
     def add(self, ch: Chunk, found: np.ndarray) -> None:
+        """Mark the pairings of rows whose witness (or a later candidate) is not rematch-blocked."""
         pr, lists = self.pr, self.lists
         mask = (1 << pr.bits) - 1
         sel = np.flatnonzero(found & ~self.inverted[ch.p])

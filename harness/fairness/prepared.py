@@ -15,6 +15,7 @@ that `rank < bound` is exactly the float comparison of docs/fairness.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -103,41 +104,6 @@ def user_histories(user: np.ndarray, t_join: np.ndarray) -> tuple[np.ndarray, np
     return prev, nxt
 
 
-class MetFilter:
-    """A bitmap of the pairs of users that ever chatted (hashed; false positives only).
-
-    Rule 2 can only block two users who had a chat together, and most candidates never
-    met the user they are checked against: one lookup in a few MB spares walking both
-    users' histories. A hit is then checked exactly. At most 8 MB, so it stays in cache.
-    """
-
-    K1, K2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F)
-
-    def __init__(self, user: np.ndarray, peer: np.ndarray, chats: np.ndarray) -> None:
-        self.bits = min(max(bits_for(16 * max(chats.size, 1)), 16), 26)
-        flags = np.zeros(1 << self.bits, dtype=bool)
-        for i in range(0, chats.size, CHUNK):          # chunks: temporaries stay on the heap
-            x = chats[i:i + CHUNK]
-            flags[self._hash(user[x], peer[x])] = True
-        self.packed = np.packbits(flags, bitorder="little")
-
-    def _hash(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        lo = np.minimum(u, v).astype(np.int64, copy=False).view(np.uint64)
-        hi = np.maximum(u, v).astype(np.int64, copy=False).view(np.uint64)
-        lo *= self.K1
-        hi *= self.K2
-        lo ^= hi
-        lo >>= np.uint64(64 - self.bits)
-        return lo
-
-    def maybe(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """False only where users u[i] and v[i] certainly never chatted."""
-        h = self._hash(u, v)
-        byte = self.packed[h >> np.uint64(3)]
-        byte >>= (h & np.uint64(7)).astype(np.uint8)
-        return (byte & 1).astype(bool)
-
-
 @dataclass(eq=False)
 class Prepared:
     """A TicketTable's columns in join order plus shared derived values (docs/fairness.md).
@@ -179,7 +145,7 @@ class Prepared:
     T: np.ndarray            # int32 number of ends <= tp + tol (non-decreasing): c waits on iff end_rank >= T
     q2: np.ndarray           # int32 number of t_join <= tp + tol
     q3: np.ndarray           # int32 number of t_join <= tp - F - tol
-    met: "MetFilter | None" = None   # built on first use by compat.blocked
+    met: Any = None          # rematch.MetFilter, built on first use by rematch.blocked
 
     @property
     def n_pairs(self) -> int:

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from .compat import PASS_INTEREST, Chunk, Lists, Sides, blocked, decode, pass_rows, scan
-from .search import merge_search
+from .compat import CHUNK, PASS_INTEREST, Chunk, Lists, Sides, decode, pass_rows, scan
 from .prepared import Prepared
+from .rematch import blocked
+from .search import merge_search
 
 NONE = np.iinfo(np.int64).max
 
@@ -44,7 +45,8 @@ class Starvation:
     def __post_init__(self) -> None:
         pr, jkey = self.pr, self.lists.jkey
         mask = (1 << pr.bits) - 1
-        self.G = np.flatnonzero(pr.gave_up[jkey & mask]) if pr.n_pairs else np.zeros(0, dtype=np.int64)
+        parts = [i + np.flatnonzero(pr.gave_up[jkey[i:i + CHUNK] & mask]) for i in range(0, jkey.size, CHUNK)]
+        self.G = np.concatenate(parts) if parts and pr.n_pairs else np.zeros(0, dtype=np.int64)
         self.src = jkey[self.G] >> pr.bits
         new = np.ones(self.G.size, dtype=bool)
         new[1:] = self.src[1:] != self.src[:-1]

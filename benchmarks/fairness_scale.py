@@ -15,8 +15,8 @@ Prints `name=value` lines:
 - `merge_2x25m_seconds`: merge() of two such parts (different seeds), in the parent;
 - `live_1m_seconds`: 1M tickets from ledger-shaped records (chat records, give-ups and
   open searches as the workers ship them) to the fairness section: live_tickets(),
-  TicketTable.from_records() and the analysis; also `live_1m_convert_seconds` (the first
-  two).
+  TicketTable.from_records() and the analysis, in a fresh child process once the records
+  are built; also `live_1m_convert_seconds` (the first two).
 """
 from __future__ import annotations
 
@@ -144,7 +144,24 @@ def ledger_records(n: int, seed: int = 1) -> tuple[list[dict], list[dict], list[
     return records, waits, opens, t0 / S + float(t.t_end)
 
 
+def _live_child(n: int, conn: Any) -> None:
+    conn.send(_measure_live(n))
+    conn.close()
+
+
 def measure_live(n: int) -> dict[str, float]:
+    """_measure_live in a fresh process: no memory left over from the other measurements."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_live_child, args=(n, child))
+    proc.start()
+    child.close()
+    figures = parent.recv()
+    proc.join()
+    return figures
+
+
+def _measure_live(n: int) -> dict[str, float]:
     records, waits, opens, t_end = ledger_records(n)
     gc.collect()
     t0 = time.perf_counter()

@@ -71,12 +71,13 @@ def test_ticket_order_does_not_matter(t, p, rnd):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pooled_ticket_tables(), params_strategy)
 def test_unusual_codes_give_the_same_figures(t, p):
-    """Huge or negative user codes, a wide mode x lang code space and negative classes take
-    the general (sorting) paths; the figures cannot change."""
+    """Huge user codes, a wide mode x lang code space and negative classes take the general
+    (sorting) paths; the figures cannot change. (User codes are never negative: -1 in
+    `peer` means no partner.)"""
     odd = TicketTable.from_arrays(
-        user=t.user * (1 << 40) - 7, cls=t.cls.astype(np.int64) - 3, mode=t.mode, lang=t.lang * 30000,
+        user=t.user * (1 << 58) + 7, cls=t.cls.astype(np.int64) - 3, mode=t.mode, lang=t.lang * 30000,
         interest_offsets=t.interest_offsets, interest_ids=t.interest_ids, t_join=t.t_join, t_paired=t.t_paired,
-        t_gave_up=t.t_gave_up, peer=np.where(t.peer >= 0, t.peer * (1 << 40) - 7, -1), peer_ticket=t.peer_ticket,
+        t_gave_up=t.t_gave_up, peer=np.where(t.peer >= 0, t.peer * (1 << 58) + 7, -1), peer_ticket=t.peer_ticket,
         t_chat_end=t.t_chat_end, via_interest=t.via_interest, t_end=t.t_end, mode_names=t.mode_names)
     a, b = analyse(odd, p), analyse(t, p)
     for key in ("pairings", "fifo_inversions", "starved", "repeat_pairings", "unmatched_paired_tickets"):

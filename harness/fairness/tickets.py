@@ -71,7 +71,7 @@ def _times(values: list[Any]) -> np.ndarray:
 class TicketTable:
     """Columns of n tickets. Times are seconds on one clock; NaN means "did not happen"."""
 
-    user: np.ndarray                 # int64 user code
+    user: np.ndarray                 # int64 user code (>= 0: -1 in `peer` means no partner)
     cls: np.ndarray                  # int16 index into cls_names
     mode: np.ndarray                 # int16 index into mode_names
     lang: np.ndarray                 # int16 index into lang_names

@@ -3,14 +3,14 @@
 Why join order: at tens of millions of tickets a random memory access costs ~100x a
 sequential one, and tickets that interact (a pairing, the users passed over, a user's
 previous chat) are close in time. In join order they are close in memory too, and every
-binary search below gets nearly sorted keys. The simulator already emits tickets in join
+search below gets nearly sorted keys. The simulator already emits tickets in join
 order (no copy then); other tables are permuted once, stably, so a user's history keeps
 the order (t_join, index) the definitions use.
 
 Times are compared through *ranks* (exact integers): a ticket's position in join order
 stands for its t_join, and `end_rank` (the number of ends below it) for its end. A bound
-is turned into a rank by one binary search on the sorted values, with the side chosen so
-that `rank < bound` is exactly the float comparison of docs/fairness.md.
+is turned into a rank by a search on the sorted values (search.merge_search), with the
+side chosen so that `rank < bound` is exactly the float comparison of docs/fairness.md.
 """
 from __future__ import annotations
 
@@ -60,20 +60,21 @@ def ranks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (ends of tickets in join order).
     """
     v = np.sort(x)
-    return v, merge_search(v, x, side="left").astype(np.int32)
+    return v, merge_search(v, x, side="left", dtype=np.int32)
 
 
 def dense_codes(codes: np.ndarray) -> tuple[np.ndarray, int]:
-    """Small non-negative codes -> 0..k-1 (in code order), without a sort when the range is small."""
+    """Small non-negative codes -> int32 0..k-1 (in code order), without a sort when the range is small."""
     if codes.size == 0:
-        return codes.astype(np.int64), 0
+        return codes.astype(np.int32), 0
     lo, hi = int(codes.min()), int(codes.max())
     if lo >= 0 and hi < (1 << 22):
-        present = np.bincount(codes, minlength=hi + 1) > 0
-        lut = np.cumsum(present) - 1
+        present = np.zeros(hi + 1, dtype=bool)
+        present[codes] = True
+        lut = (np.cumsum(present) - 1).astype(np.int32)
         return lut[codes], int(present.sum())
     uniq, inv = np.unique(codes, return_inverse=True)
-    return inv.reshape(-1).astype(np.int64), int(uniq.size)
+    return inv.reshape(-1).astype(np.int32), int(uniq.size)
 
 
 def user_histories(user: np.ndarray, t_join: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -191,6 +192,21 @@ def _chat_end_est(t_chat_end: np.ndarray, next_join: np.ndarray, pt: np.ndarray,
     return out
 
 
+def _pairings(pt: np.ndarray, paired: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Complete pairings (a, b), a < b: both tickets paired and naming each other."""
+    parts_a, parts_b = [], []
+    for i in range(0, pt.shape[0], CHUNK):
+        q = pt[i:i + CHUNK]
+        a = i + np.flatnonzero(q > np.arange(i, i + q.size))
+        b = pt[a]
+        ok = (pt[b] == a) & paired[a] & paired[b]
+        parts_a.append(a[ok])
+        parts_b.append(b[ok])
+    if not parts_a:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(parts_a), np.concatenate(parts_b)
+
+
 def prepare(t: TicketTable, params: FairnessParams) -> Prepared:
     """Order the table by join time and compute what FIFO, starvation and the rest share."""
     tol, fb = params.fifo_tolerance_s, params.interest_fallback_s
@@ -220,7 +236,6 @@ def prepare(t: TicketTable, params: FairnessParams) -> Prepared:
     mode, lang = take(t.mode), take(t.lang)
     pool_code = mode.astype(np.int32) * (int(lang.max(initial=0)) + 1) + lang
     pool, n_pools = dense_codes(pool_code)
-    pool = pool.astype(np.int32)
     del pool_code
     user, peer = take(t.user), take(t.peer)
     prev, next_join = user_histories(user, t_join)
@@ -232,23 +247,20 @@ def prepare(t: TicketTable, params: FairnessParams) -> Prepared:
     np.maximum(wait, 0.0, out=wait)
     sorted_end, end_rank = ranks(end)
     del end
-    jlow = merge_search(t_join, t_join - tol, side="left", assume_sorted=True).astype(np.int32)
+    jlow = merge_search(t_join, t_join - tol, side="left", assume_sorted=True, dtype=np.int32)
 
-    a = np.flatnonzero(pt > np.arange(n))
-    b = pt[a]
-    ok = (pt[b] == a) & paired[a] & paired[b]
-    a, b = a[ok], b[ok]
-    del ok, pt
+    a, b = _pairings(pt, paired)
+    del pt
     tp = np.maximum(t_paired[a], t_paired[b])
     by_time = np.argsort(tp)                        # pairings by time: T, q2, q3 rise with the index
     a, b, tp = a[by_time], b[by_time], tp[by_time]
     del by_time
     tp_tol = tp + tol
-    T = merge_search(sorted_end, tp_tol, side="right", assume_sorted=True).astype(np.int32)
+    T = merge_search(sorted_end, tp_tol, side="right", assume_sorted=True, dtype=np.int32)
     del sorted_end
-    q2 = merge_search(t_join, tp_tol, side="right", assume_sorted=True).astype(np.int32)
+    q2 = merge_search(t_join, tp_tol, side="right", assume_sorted=True, dtype=np.int32)
     del tp_tol
-    q3 = merge_search(t_join, tp - fb - tol, side="right", assume_sorted=True).astype(np.int32)
+    q3 = merge_search(t_join, tp - fb - tol, side="right", assume_sorted=True, dtype=np.int32)
     return Prepared(
         params=params, n=n, t_end=float(t.t_end), t_join=t_join, user=user, peer=peer, mode=mode, lang=lang,
         cls=take(t.cls), via=take(t.via_interest), offsets=offsets, ids=ids,

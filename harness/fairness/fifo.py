@@ -46,24 +46,9 @@ class Fifo:
         self.inverted = np.zeros(self.pr.n_pairs, dtype=bool)
 
     def add(self, ch: Chunk, found: np.ndarray) -> None:
-        """Mark the pairings of rows with a waiting candidate that is not rematch-blocked.
-
-        The prefix's last candidate, if still waiting, is tried first (no search needed;
-        any waiting candidate is a witness); rows where it is not, or is blocked, look for
-        the first waiting candidate and then scan the rest of the prefix.
-        """
-        pr, lists = self.pr, self.lists
-        mask = (1 << pr.bits) - 1
+        """Mark the pairings of rows whose first waiting candidate (or a later one in the
+        prefix, when that one is rematch-blocked) is not rematch-blocked."""
         sel = np.flatnonzero(found & ~self.inverted[ch.p])
-        if not sel.size:
-            return
-        p = ch.p[sel]
-        last = lists.jkey[ch.hi[sel] - 1] & mask          # found rows: hi - 1 is in the row's list
-        quick = pr.end_rank[last] >= pr.T[p]
-        q = np.flatnonzero(quick)
-        ok = ~blocked(pr, ch.s[sel[q]], last[q], pr.tp[p[q]])
-        self.inverted[p[q[ok]]] = True
-        sel = sel[~self.inverted[p]]
         if sel.size:
             self._first_witness(ch, sel)
 

@@ -73,7 +73,7 @@ class Lists:
 class Sides:
     """Both sides of every pairing, by label = 2 * pairing + half (half 0: s = a, half 1: s = b)."""
 
-    s: np.ndarray
+    s: np.ndarray           # served ticket (int32 for tables under 2**31 tickets)
     jlo: np.ndarray         # int32 jlow of the partner o: candidates joined before t_join[o] - tol
     LB: int                 # labels are < 1 << LB
     open_rows: np.ndarray   # pool << LB | label of the open sides, sorted (passes 0 and 1)
@@ -169,7 +169,7 @@ def build_sides(pr: Prepared, lists: Lists) -> Sides:
     """
     fb = pr.params.interest_fallback_s
     P = pr.n_pairs
-    s = np.empty(2 * P, dtype=np.int64)
+    s = np.empty(2 * P, dtype=np.int32 if pr.n < (1 << 31) else np.int64)   # narrow: gathered by chunks
     s[0::2], s[1::2] = pr.a, pr.b
     jlo = np.empty(2 * P, dtype=np.int32)
     jlo[0::2], jlo[1::2] = pr.jlow[pr.b], pr.jlow[pr.a]
@@ -228,7 +228,7 @@ def decode_kinds(pr: Prepared, lists: Lists, sides: Sides, kinds: tuple[int, ...
     label = rows & ((1 << LB) - 1)
     grp = rows >> LB
     p = label >> 1
-    s = sides.s[label]
+    s = sides.s[label].astype(np.int64)
     T = pr.T[p]
     jb0 = np.minimum(sides.jlo[label], pr.q2[p])
     out = []

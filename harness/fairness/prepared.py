@@ -243,11 +243,12 @@ def prepare(t: TicketTable, params: FairnessParams) -> Prepared:
     del next_join
 
     bits = bits_for(n + 1)
-    wait = end - t_join
-    np.maximum(wait, 0.0, out=wait)
     sorted_end, end_rank = ranks(end)
+    wait = end                                       # the end is not needed any more: wait in place
+    np.subtract(wait, t_join, out=wait)
+    np.maximum(wait, 0.0, out=wait)
     del end
-    jlow = merge_search(t_join, t_join - tol, side="left", assume_sorted=True, dtype=np.int32)
+    jlow = merge_search(t_join, t_join, side="left", assume_sorted=True, dtype=np.int32, minus=tol)
 
     a, b = _pairings(pt, paired)
     del pt
@@ -255,12 +256,11 @@ def prepare(t: TicketTable, params: FairnessParams) -> Prepared:
     by_time = np.argsort(tp)                        # pairings by time: T, q2, q3 rise with the index
     a, b, tp = a[by_time], b[by_time], tp[by_time]
     del by_time
-    tp_tol = tp + tol
-    T = merge_search(sorted_end, tp_tol, side="right", assume_sorted=True, dtype=np.int32)
+    # tp + tol is tp - (-tol) exactly (negation is exact); tp - F - tol is (tp - F) - tol
+    T = merge_search(sorted_end, tp, side="right", assume_sorted=True, dtype=np.int32, minus=-tol)
     del sorted_end
-    q2 = merge_search(t_join, tp_tol, side="right", assume_sorted=True, dtype=np.int32)
-    del tp_tol
-    q3 = merge_search(t_join, tp - fb - tol, side="right", assume_sorted=True, dtype=np.int32)
+    q2 = merge_search(t_join, tp, side="right", assume_sorted=True, dtype=np.int32, minus=-tol)
+    q3 = merge_search(t_join, tp - fb, side="right", assume_sorted=True, dtype=np.int32, minus=tol)
     return Prepared(
         params=params, n=n, t_end=float(t.t_end), t_join=t_join, user=user, peer=peer, mode=mode, lang=lang,
         cls=take(t.cls), via=take(t.via_interest), offsets=offsets, ids=ids,

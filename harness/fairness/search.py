@@ -64,9 +64,14 @@ def _sorted_with_order(kb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
 
 
 def merge_search(a: np.ndarray, keys: np.ndarray, side: Literal["left", "right"] = "left",
-                 assume_sorted: bool = False, dtype: type = np.int64) -> np.ndarray:
-    """Exactly np.searchsorted(a, keys, side) for ascending `a` (int64 or float64, same dtype as
-    keys), as `dtype` (int32 halves the memory of a 25M-element answer)."""
+                 assume_sorted: bool = False, dtype: type = np.int64, minus: float = 0.0) -> np.ndarray:
+    """Exactly np.searchsorted(a, keys - minus, side) for ascending `a` (int64 or float64, same
+    dtype as keys), as `dtype` (int32 halves the memory of a 25M-element answer). `minus`
+    is subtracted a chunk at a time (no full-size temporary; the same floats as keys - minus)."""
+    if minus:
+        if keys.dtype != np.float64:
+            raise TypeError("minus applies to float64 keys")
+        return _merge_search_minus(a, keys, side, assume_sorted, dtype, minus)
     out: np.ndarray = np.empty(keys.shape[0], dtype=dtype)
     if not keys.size:
         return out
@@ -112,4 +117,12 @@ def merge_search(a: np.ndarray, keys: np.ndarray, side: Literal["left", "right"]
             out[i:i + k.size] = res
         else:
             out[i + order] = res
+    return out
+
+
+def _merge_search_minus(a: np.ndarray, keys: np.ndarray, side: Literal["left", "right"], assume_sorted: bool,
+                        dtype: type, minus: float) -> np.ndarray:
+    out: np.ndarray = np.empty(keys.shape[0], dtype=dtype)
+    for i in range(0, keys.size, CHUNK):
+        out[i:i + CHUNK] = merge_search(a, keys[i:i + CHUNK] - minus, side, assume_sorted, dtype)
     return out

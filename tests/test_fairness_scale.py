@@ -13,7 +13,7 @@ from tests.support import ROOT
 
 EXPECTED = {"analyse_smoke_seconds", "analyse_smoke_cold_seconds", "partial_smoke_seconds",
             "partial_smoke_peak_rss_mb", "partial_smoke_table_mb", "merge_2xsmoke_seconds",
-            "live_smoke_convert_seconds", "live_smoke_seconds"}
+            "live_smoke_convert_seconds", "live_smoke_seconds", "live_smoke_warm_seconds"}
 
 
 def test_fairness_scale_smoke_prints_every_figure() -> None:

@@ -90,7 +90,8 @@ def user_histories(user: np.ndarray, t_join: np.ndarray) -> tuple[np.ndarray, np
         u = np.unique(u, return_inverse=True)[1].reshape(-1)
     key = u.astype(np.int64)
     key <<= b
-    key |= np.arange(n, dtype=np.int64)
+    for i in range(0, n, CHUNK):
+        key[i:i + CHUNK] |= np.arange(i, min(i + CHUNK, n), dtype=np.int64)
     key.sort()                                       # (user, position): each history in order
     mask = (1 << b) - 1
     for i in range(0, n - 1, CHUNK):                 # prev[later] = earlier, for the same user
@@ -234,7 +235,9 @@ def prepare(t: TicketTable, params: FairnessParams) -> Prepared:
     gave_up = gave & ~paired
     del gave
     mode, lang = take(t.mode), take(t.lang)
-    pool_code = mode.astype(np.int32) * (int(lang.max(initial=0)) + 1) + lang
+    pool_code = mode.astype(np.int32)
+    pool_code *= int(lang.max(initial=0)) + 1
+    pool_code += lang
     pool, n_pools = dense_codes(pool_code)
     del pool_code
     user, peer = take(t.user), take(t.peer)

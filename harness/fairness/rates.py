@@ -15,28 +15,35 @@ from typing import Any
 
 import numpy as np
 
-from .prepared import Prepared
+from .prepared import CHUNK, Prepared
 
 
 def share(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def distinct_user_pairs(ua: np.ndarray, ub: np.ndarray) -> int:
-    lo, hi = np.minimum(ua, ub), np.maximum(ua, ub)
-    if not lo.size:
+def distinct_user_pairs(user: np.ndarray, a: np.ndarray, b: np.ndarray) -> int:
+    """Number of distinct pairs of users among the pairings (a[i], b[i])."""
+    if not a.size:
         return 0
-    if int(lo.min()) >= 0 and int(hi.max()) < (1 << 31):
-        key = (lo.astype(np.int64) << 31) | hi
+    if int(user.min()) >= 0 and int(user.max()) < (1 << 31):
+        key = np.empty(a.size, dtype=np.int64)            # min << 31 | max, written chunk by chunk
+        for i in range(0, a.size, CHUNK):
+            ua, ub = user[a[i:i + CHUNK]], user[b[i:i + CHUNK]]
+            k = key[i:i + ua.size]
+            np.minimum(ua, ub, out=k)
+            k <<= 31
+            k |= np.maximum(ua, ub)
         key.sort()
         return int(1 + np.count_nonzero(key[1:] != key[:-1]))
-    return int(np.unique(np.stack([lo, hi], axis=1), axis=0).shape[0])
+    ua, ub = user[a], user[b]
+    return int(np.unique(np.stack([np.minimum(ua, ub), np.maximum(ua, ub)], axis=1), axis=0).shape[0])
 
 
 def rate_counts(pr: Prepared, wait: np.ndarray) -> dict[str, int]:
     """The counts behind the three rates (see the module docstring)."""
     paired_int = pr.has & pr.paired
-    repeats = pr.n_pairs - distinct_user_pairs(pr.user[pr.a], pr.user[pr.b])
+    repeats = pr.n_pairs - distinct_user_pairs(pr.user, pr.a, pr.b)
     return {
         "interest_paired": int(paired_int.sum()),
         "interest_matched": int(np.count_nonzero(pr.via[paired_int])),

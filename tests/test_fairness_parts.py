@@ -137,16 +137,18 @@ def test_merge_search_is_searchsorted(a, keys, side, as_float, sort_keys):
     k = np.asarray(keys, dtype=dtype) / (4 if as_float else 1)
     if sort_keys:
         k = np.sort(k)
-    old_chunk, old_stretch = search.CHUNK, search.STRETCH
+    old_chunk, old_stretch, old_c = search.CHUNK, search.STRETCH, search._c
     search.CHUNK, search.STRETCH = 8, 1          # many chunks, and outliers beyond the stretch
+    search._c = None                             # the numpy merge (tests/test_fairness_search_c.py: the C one)
     try:
         got = search.merge_search(arr, k, side=side, assume_sorted=sort_keys)
     finally:
-        search.CHUNK, search.STRETCH = old_chunk, old_stretch
+        search.CHUNK, search.STRETCH, search._c = old_chunk, old_stretch, old_c
     assert got.tolist() == np.searchsorted(arr, k, side=side).tolist()
 
 
-def test_merge_search_falls_back_for_values_without_sortable_bits():
+def test_merge_search_falls_back_for_values_without_sortable_bits(monkeypatch):
+    monkeypatch.setattr(search, "_c", None)
     arr = np.asarray([-2.0, -0.0, 0.0, 1.0])
     keys = np.asarray([-1.0, 0.0, 3.0])
     assert search.merge_search(arr, keys, "right").tolist() == np.searchsorted(arr, keys, "right").tolist()

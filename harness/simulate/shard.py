@@ -24,6 +24,7 @@ import numpy as np
 from harness.fairness import FairnessParams, FairnessPart, merge, partial
 from harness.histogram import LogHistogram
 
+from . import heap
 from .engine import ChatSampler, SimResult, pool_of, simulate
 from .matcher import DEFAULT_MATCHER, load_matcher_class, make_matcher, pools_independent
 
@@ -153,7 +154,12 @@ class _Job:
     params: FairnessParams
     engine: str = "auto"
 
-    def one(self, idx: np.ndarray | None, progress: Callable[[float], None] | None) -> ShardSummary:
+    def one(self, idx: np.ndarray | None, progress: Callable[[float], None] | None,
+            restore_heap: bool = True) -> ShardSummary:
+        with heap.retained(restore=restore_heap):
+            return self._one(idx, progress)
+
+    def _one(self, idx: np.ndarray | None, progress: Callable[[float], None] | None) -> ShardSummary:
         sub = self.plan if idx is None else self.plan.select(idx)
         matcher = make_matcher(self.matcher, interest_fallback=self.interest_fallback, rematch_block=self.rematch_block)
         kwargs: dict[str, Any] = {"engine": self.engine} if self.engine != "auto" else {}
@@ -167,7 +173,7 @@ def _child(job: _Job, idx: np.ndarray, slot: int, shared: Any, conn: Any) -> Non
     try:
         def progress(frac: float) -> None:
             shared[slot] = frac
-        conn.send(("ok", job.one(idx, progress)))
+        conn.send(("ok", job.one(idx, progress, restore_heap=False)))  # the process exits next
     except KeyboardInterrupt:
         conn.send(("error", "interrupted"))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.fairness_data import synthetic_tickets
 from harness.fairness import FairnessParams, TicketTable, analyse, merge, partial
 from harness.fairness import search
 from harness.fairness.waits import kth_smallest
@@ -152,3 +153,12 @@ def test_merge_search_falls_back_for_values_without_sortable_bits(monkeypatch):
     arr = np.asarray([-2.0, -0.0, 0.0, 1.0])
     keys = np.asarray([-1.0, 0.0, 3.0])
     assert search.merge_search(arr, keys, "right").tolist() == np.searchsorted(arr, keys, "right").tolist()
+
+
+def test_partial_reports_progress_from_zero_to_one():
+    t = synthetic_tickets(30_000, seed=4)
+    seen: list[float] = []
+    part = partial(t, FairnessParams(), progress=seen.append)
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and len(seen) > 5
+    assert all(b >= a for a, b in zip(seen, seen[1:]))
+    assert merge([part]) == analyse(t)

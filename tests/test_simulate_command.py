@@ -17,7 +17,8 @@ def test_writes_results_with_live_sections(tmp_path):
     out = tmp_path / "sim"
     proc = chatload("--dau", "60000", "--hours", "0.1", "--seed", "3", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert "100%" in proc.stderr                     # the progress bar
+    assert "100%" in proc.stderr                     # the progress bar, both stages
+    assert "simulating" in proc.stderr and "analysing" in proc.stderr
     res = json.loads((out / "results.json").read_text())
     assert res["run"]["seed"] == 3 and res["run"]["simulated"] is True and res["run"]["duration_s"] == 360.0
     assert res["pair_latency_ms"]["count"] > 100

@@ -103,3 +103,20 @@ def test_a_process_that_dies_is_reported(model_plan):
 def test_jobs_below_one_are_refused(model_plan):
     with pytest.raises(ValueError, match="jobs"):
         _run(model_plan, 0)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_progress_runs_through_both_stages(model_plan, jobs):
+    seen: list[float] = []
+    _run(model_plan, jobs, progress=seen.append)
+    assert seen[-1] == 2.0
+    assert all(b >= a for a, b in zip(seen, seen[1:])), "progress went backwards"
+    if jobs == 1:   # (processes are polled every 0.2 s: this small run may be over before a poll)
+        assert any(x < 1.0 for x in seen) and any(1.0 <= x < 2.0 for x in seen)   # simulating, then analysing
+
+
+def test_stage_of_waits_for_every_process_to_finish_simulating():
+    assert shard._stage_of([1.6, 0.5]) == 0.75          # one still simulates: the simulating stage
+    assert shard._stage_of([1.0, 1.0]) == 1.0
+    assert shard._stage_of([1.5, 1.25]) == pytest.approx(1.375)
+    assert shard._stage_of([2.0, 2.0]) == 1.999         # 2.0 only once the results are in

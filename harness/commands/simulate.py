@@ -36,23 +36,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class Progress:
-    """A one-line progress bar on stderr (only redrawn when the percentage changes)."""
+    """A one-line progress bar per stage on stderr (simulating, then analysing), redrawn
+    only when the percentage changes. Takes shard.run's values: [0, 1) simulating,
+    1 + the fraction analysed, 2 at the end."""
+
+    STAGES = ("simulating", "analysing")
 
     def __init__(self, enabled: bool, width: int = 30) -> None:
-        self.enabled, self.width, self.last = enabled, width, -1
+        self.enabled, self.width = enabled, width
+        self.last: tuple[int, int] = (0, -1)
         self.t0 = time.monotonic()
 
-    def __call__(self, frac: float) -> None:
+    def _draw(self, stage: int, frac: float) -> None:
         pct = int(frac * 100)
-        if not self.enabled or pct == self.last:
+        if (stage, pct) == self.last:
             return
-        self.last = pct
+        self.last = (stage, pct)
         done = int(self.width * frac)
-        sys.stderr.write(f"\rsimulating [{'#' * done}{'.' * (self.width - done)}] {pct:3d}% "
+        sys.stderr.write(f"\r{self.STAGES[stage]:<10} [{'#' * done}{'.' * (self.width - done)}] {pct:3d}% "
                          f"{time.monotonic() - self.t0:6.1f}s")
         if pct >= 100:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
+    def __call__(self, x: float) -> None:
+        if not self.enabled:
+            return
+        stage = 0 if x < 1.0 else 1
+        if stage == 1 and self.last[0] == 0:
+            self._draw(0, 1.0)                    # close the simulating line at 100%
+        self._draw(stage, min(max(x - stage, 0.0), 1.0))
 
 
 def _read_params(path: str | None) -> dict[str, Any]:

@@ -9,6 +9,10 @@ FairnessPart, a pair-latency histogram, counts, and each visit's arrival and dep
 (for the peak of visits online). Chat lengths are drawn per pool from a stream seeded by
 (seed, pool), so the split changes no figure: a run over 2 processes reports what one
 process would (tests/test_simulate_shard.py checks it).
+
+Progress runs over two stages: a value x in [0, 1) while simulating, then 1 + the
+analysis's fraction while the fairness analysis runs, 2 when all is done (the analysis of
+a day's shard takes longer than its simulation; a bar that sat at 100% would look hung).
 """
 from __future__ import annotations
 
@@ -103,7 +107,7 @@ def peak_online(arrive: np.ndarray, depart: np.ndarray) -> int:
 
 
 def summarise(sim: SimResult, arrival_s: np.ndarray, params: FairnessParams,
-              visit_ids: np.ndarray | None = None) -> ShardSummary:
+              visit_ids: np.ndarray | None = None, progress: Callable[[float], None] | None = None) -> ShardSummary:
     """Reduce a simulation to its summary; `visit_ids` maps a sub-plan's visits to the plan's."""
     t = sim.tickets
     arrive, depart = visit_spans(sim, arrival_s)  # on the sub-plan's own visit numbers
@@ -115,7 +119,8 @@ def summarise(sim: SimResult, arrival_s: np.ndarray, params: FairnessParams,
     if paired.any():
         hist.record_many(np.maximum((t.t_paired[paired] - t.t_join[paired]) * 1000.0, 0.0))
     return ShardSummary(visits=sim.visits, pairings=sim.pairings, gave_up=sim.gave_up, events=sim.events,
-                        tickets=t.n, peak_online=sim.peak_online, hist=hist.to_dict(), part=partial(t, params),
+                        tickets=t.n, peak_online=sim.peak_online, hist=hist.to_dict(),
+                        part=partial(t, params, progress=progress),
                         arrive=arrive, depart=depart)
 
 
@@ -164,8 +169,10 @@ class _Job:
         matcher = make_matcher(self.matcher, interest_fallback=self.interest_fallback, rematch_block=self.rematch_block)
         kwargs: dict[str, Any] = {"engine": self.engine} if self.engine != "auto" else {}
         sim = simulate(sub, matcher, self.sampler, seed=self.seed, horizon_s=self.horizon_s,
-                       mode_names=self.mode_names, class_names=self.class_names, progress=progress, **kwargs)
-        return summarise(sim, sub.arrival_s, self.params, visit_ids=idx)
+                       mode_names=self.mode_names, class_names=self.class_names,
+                       progress=None if progress is None else (lambda frac: progress(min(frac, 0.999))), **kwargs)
+        return summarise(sim, sub.arrival_s, self.params, visit_ids=idx,
+                         progress=None if progress is None else (lambda frac: progress(1.0 + frac)))
 
 
 def _child(job: _Job, idx: np.ndarray, slot: int, shared: Any, conn: Any) -> None:
@@ -191,7 +198,11 @@ def run(plan: Any, sampler: ChatSampler, *, matcher: str | None = None, interest
         mode_names: tuple[str, ...] = ("text", "video"), class_names: tuple[str, ...] = ("unknown",),
         params: FairnessParams | None = None, jobs: int | None = None, engine: str = "auto",
         progress: Callable[[float], None] | None = None) -> SimSummary:
-    """Simulate `plan` through the matcher, in `jobs` processes when its pools are independent."""
+    """Simulate `plan` through the matcher, in `jobs` processes when its pools are independent.
+
+    `progress(x)` hears x in [0, 1) while simulating, 1 + the fraction analysed while the
+    fairness analysis runs, and 2.0 at the end.
+    """
     horizon = float(plan.duration_s if horizon_s is None else horizon_s)
     job = _Job(plan, matcher, interest_fallback, rematch_block, sampler, seed, horizon, tuple(mode_names),
                tuple(class_names), params or FairnessParams(), engine)
@@ -207,6 +218,14 @@ def run(plan: Any, sampler: ChatSampler, *, matcher: str | None = None, interest
         summaries = _in_processes(job, groups, progress)
         names = [_pool_names(plan, idx, job.mode_names) for idx in groups]
     return _merge(summaries, horizon, job.params, names)
+
+
+def _stage_of(slots: list[float]) -> float:
+    """The processes' progress as one value: simulating until every process simulated."""
+    sim = sum(min(v, 1.0) for v in slots) / len(slots)
+    if sim < 1.0:
+        return min(sim, 0.999)
+    return 1.0 + min(sum(v - 1.0 for v in slots) / len(slots), 0.999)
 
 
 def _in_processes(job: _Job, groups: list[np.ndarray], progress: Callable[[float], None] | None) -> list[ShardSummary]:
@@ -227,7 +246,7 @@ def _in_processes(job: _Job, groups: list[np.ndarray], progress: Callable[[float
         while pending:
             ready = mp.connection.wait(list(pending.values()), timeout=0.2)
             if progress is not None:
-                progress(min(float(sum(shared)) / len(groups), 0.999))
+                progress(_stage_of(list(shared)))
             for conn in ready:
                 slot = next(s for s, c in pending.items() if c is conn)
                 try:
@@ -242,7 +261,7 @@ def _in_processes(job: _Job, groups: list[np.ndarray], progress: Callable[[float
                     raise SimulationError(f"simulation process {slot} failed: {payload}")
                 results[slot] = payload
         if progress is not None:
-            progress(1.0)
+            progress(2.0)
         return [results[s] for s in range(len(groups))]
     finally:
         for p in procs:

@@ -137,7 +137,8 @@ def build_results(
     lacking = sorted(k[len("lacks:"):] for k in state.counters if k.startswith("lacks:"))
     unchecked = oracle.unchecked_for(lacking)
     skip = [u["check"] for u in unchecked if not u["partial"]]
-    verdict = oracle.check(state.records, state.incidents, state.examples, deadline_ms, state.max_examples, skip)
+    verdict = oracle.check(state.records, state.incidents, state.examples, deadline_ms, state.max_examples, skip,
+                           waits=state.waits)
     hist = {k: h.copy() for k, h in state.hist.items()}
     pl = LogHistogram()
     for v in verdict["partner_left_ms"]:

@@ -182,3 +182,30 @@ def test_behaviour_params_defaults_overrides_and_typos(monkeypatch: pytest.Monke
     monkeypatch.setenv("CHATLOAD_SCENARIO_PARAMS", "[1, 2]")
     with pytest.raises(ValueError, match="JSON object"):
         params_from_env()
+
+
+def _tokenless_chat(user: str, t: int) -> dict:
+    """A worker's report of one chat whose partner's token never came (a would-be ghost)."""
+    ledger, metrics = Ledger(), WorkerMetrics()
+    view = UserView(user, ledger, metrics)
+    view.joined(t - S, "text", "en", [])
+    view.on_paired(t, "p9", True, "text")
+    view.token_sent(t + MS)
+    view.ended_by_us("next", t + 6 * S)
+    view.on_waiting(t + 6 * S + MS)
+    data = metrics.drain()
+    data.update(ledger.drain())
+    return data
+
+
+@pytest.mark.parametrize("gave_up_by", ["disconnect", "leave", None])
+def test_a_pairing_that_crossed_a_disconnect_is_excused_on_a_backend_without_partner_left(gave_up_by) -> None:
+    """The oracle's exemption reaches results.json: the run's give-ups are handed to it."""
+    state = MergedState()
+    state.merge(_tokenless_chat("a-0", T0 + 10 * S), "w1")
+    state.merge({"counters": {"lacks:partner_left": 1}}, "w1")
+    if gave_up_by:
+        state.merge({"waits": [{"u": "z-0", "cls": "C", "mode": "text", "lang": "en", "interests": [],
+                                "t_req": T0 + 5 * S, "t_gave_up": T0 + 10 * S - 200 * MS, "how": gave_up_by}]}, "w2")
+    doc = build_results(state, {}, T0, T0 + 20 * S)
+    assert doc["correctness"]["ghost_match"] == (0 if gave_up_by == "disconnect" else 1)

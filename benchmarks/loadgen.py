@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from harness.histogram import LogHistogram  # noqa: E402
+from harness.ports import free_port  # noqa: E402
 from harness.protocol_client import Message, Paired, PartnerLeft, ReferenceClient  # noqa: E402
 from harness.wsclient import ConnectionClosed, connect  # noqa: E402
 
@@ -187,14 +188,6 @@ def start_reference_server(port: int) -> subprocess.Popen:
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError("reference server did not start within 20 s")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from harness.ports import free_port  # noqa: E402
 
 PAIRED = b'{"type":"paired"'
 MESSAGE = b'{"type":"message"'
@@ -262,12 +265,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # ---------------------------------------------------------------- server process
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "reference_server", "--host", "127.0.0.1", "--port", str(port),

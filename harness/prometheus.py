@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -26,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
+
+from harness.ports import free_port
 
 INSTALL_HINT = "install it with `apt-get install prometheus` (Debian/Ubuntu) or put a `prometheus` binary on PATH"
 HARNESS_JOB = "chatload-harness"
@@ -47,12 +48,6 @@ def find_binary() -> str:
     if path is None:
         raise PrometheusMissing(f"--prometheus needs the `prometheus` binary, which is not installed; {INSTALL_HINT}")
     return path
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 # -- scrape config ------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from harness import prometheus
+from harness.ports import free_port
 from harness.scenario_files import Scenario
 from harness.summary import format_progress
 
@@ -141,12 +142,6 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------------------

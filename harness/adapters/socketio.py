@@ -21,11 +21,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
 import socketio
 
 from harness.adapters.base import Capabilities, ConnectionLost, Sink, http_url
 from harness.adapters.mapped import MappedAdapter
 from harness.adapters.mapping import EventMap, derive_capabilities, parse_event_map
+
+#: How long a graceful close may take before the connection is dropped instead.
+CLOSE_TIMEOUT_S = 5.0
 
 _KEYS = {"protocol", "path", "namespace", "transports", "auth", "headers", "capabilities", "send", "recv"}
 _TEMPLATE_KEYS = {"event", "data", "args", "ack"}
@@ -132,12 +136,28 @@ class SocketIOAdapter(MappedAdapter):
         if client is None:
             return
         if graceful:
+            # DISCONNECT + Engine.IO CLOSE, then the library waits for the server's close
+            # frame and joins its reader. It runs in a greenlet of its own: websocket-client's
+            # close() swallows every exception with a bare except, GreenletExit included, so
+            # a user killed there (Locust stopping the run) would live on and hold its worker
+            # until SIGTERM. Here the user only waits in join(), where a kill is raised.
+            closer = gevent.spawn(self._disconnect, client)
             try:
-                client.disconnect()  # DISCONNECT + Engine.IO CLOSE, then joins its reader
+                closer.join(timeout=CLOSE_TIMEOUT_S)
+            except BaseException:
+                self._abort(client)
+                raise
+            if closer.ready() and closer.value:
                 return
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
         self._abort(client)
+
+    @staticmethod
+    def _disconnect(client: socketio.Client) -> bool:
+        try:
+            client.disconnect()
+            return True
+        except Exception:  # noqa: BLE001 - closing a broken connection
+            return False
 
     @staticmethod
     def _abort(client: socketio.Client) -> None:

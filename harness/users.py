@@ -43,6 +43,7 @@ from harness.ledger import (
     message_text,
     token_text,
 )
+from harness.video_signals import VideoSignals
 
 logger = logging.getLogger(__name__)
 _PAD = "".join(random.Random(7).choice(string.ascii_letters + " ") for _ in range(4096))
@@ -396,9 +397,7 @@ class ChatUser(User):
         typed = False
         types = beh.types_first(plan)
         video = rec.mode == "video" and self.proto.mode == "video"
-        offer_sent = False
-        ice_left = beh.ice_count() if video else 0
-        next_ice = t0
+        signals = VideoSignals(video, rec.initiator, beh.ice_count() if video else 0, p.ice_interval_s, t0)
         while self._alive() and view.cur is rec and self.proto.state == pc_mod.PAIRED:
             now = time.monotonic()
             has_token = rec.peer_u is not None
@@ -407,16 +406,7 @@ class ChatUser(User):
             if not has_token:
                 self._wait(min(end_at, token_deadline) - now if now < end_at else token_deadline - now)
                 continue
-            if video and rec.initiator and not offer_sent:
-                offer_sent = True
-                self._send_signal("offer")
-                next_ice = time.monotonic() + p.ice_interval_s
-                continue
-            ice_ready = video and ice_left > 0 and (offer_sent or self.answered_offer)
-            if ice_ready and now >= next_ice:
-                ice_left -= 1
-                next_ice = now + p.ice_interval_s
-                self._send_signal("ice")
+            if signals.step(now, self.answered_offer, self._send_signal):
                 continue
             if types and not typed and now >= next_msg - p.typing_lead_s:
                 typed = True
@@ -437,11 +427,7 @@ class ChatUser(User):
                 types = beh.types_first(plan)
                 continue
             wake = min(end_at, next_msg - p.typing_lead_s if types and not typed else next_msg)
-            if ice_ready:
-                wake = min(wake, next_ice)
-            elif video and ice_left > 0 and not rec.initiator:
-                wake = min(wake, now + 0.5)  # the answer is sent by the reader; look again soon
-            self._wait(wake - now)
+            self._wait(signals.wake(now, wake, self.answered_offer) - now)
         return "ended"
 
     def _end_chat(self) -> str:

@@ -40,6 +40,7 @@ from harness.population import PopulationModel
 from harness.population.model import Plan
 from harness.population.timescale import TimeScale, plan_to_real
 from harness.users import _PAD, WORKER, ChatUser
+from harness.video_signals import VideoSignals
 from harness.visit_behaviour import VisitBehaviour, forwarded_address
 
 logger = logging.getLogger(__name__)
@@ -384,9 +385,7 @@ class PopulationUser(ChatUser):
         end_at = t0 + length if i_end else t0 + length + self.params.token_wait_s
         p = self.params
         video = rec.mode == "video" and self.proto.mode == "video"
-        offer_sent = False
-        ice_left = self.beh.ice_count() if video else 0
-        next_ice = t0
+        signals = VideoSignals(video, rec.initiator, self.beh.ice_count() if video else 0, p.ice_interval_s, t0)
         gap = vb.message_gap()
         next_msg = time.monotonic() + gap
         lead = vb.typing_lead(gap)
@@ -395,16 +394,7 @@ class PopulationUser(ChatUser):
             now = time.monotonic()
             if now >= end_at:
                 return self._end_pop("report" if report else "next", last, reconnect)
-            if video and rec.initiator and not offer_sent:
-                offer_sent = True
-                self._send_signal("offer")
-                next_ice = time.monotonic() + p.ice_interval_s
-                continue
-            ice_ready = video and ice_left > 0 and (offer_sent or self.answered_offer)
-            if ice_ready and now >= next_ice:
-                ice_left -= 1
-                next_ice = now + p.ice_interval_s
-                self._send_signal("ice")
+            if signals.step(now, self.answered_offer, self._send_signal):
                 continue
             if not typed and now >= next_msg - lead:
                 typed = True
@@ -418,11 +408,7 @@ class PopulationUser(ChatUser):
                 typed = lead <= 0
                 continue
             wake = min(end_at, next_msg if typed else next_msg - lead)
-            if ice_ready:
-                wake = min(wake, next_ice)
-            elif video and ice_left > 0 and not rec.initiator:
-                wake = min(wake, now + 0.5)
-            self._wait(wake - now)
+            self._wait(signals.wake(now, wake, self.answered_offer) - now)
         return "ended"
 
     def _send_one_message(self, rec: Any) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.population import PopulationModel  # noqa: E402
-from harness.simulate import shard  # noqa: E402
+from harness.simulate import kernel, make_matcher, shard  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,9 +31,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=None, help="processes (default: one per CPU)")
     ap.add_argument("--smoke", action="store_true", help="3 simulated minutes of 30,000 daily users")
+    ap.add_argument("--allow-python", action="store_true", help="run even when the C kernel is not built")
     args = ap.parse_args(argv)
     if args.smoke:
         args.dau, args.hours = 30_000, 0.05
+    why = kernel.unusable_reason(make_matcher())
+    print(f"engine={'kernel' if why is None else 'python'}")
+    if why is not None and not args.smoke and not args.allow_python:
+        print(f"simulate_day: the C kernel cannot run ({why}); the Python engine would need hours and more "
+              f"memory than this machine has for a day. pip install -e . builds the kernel "
+              f"(--allow-python runs anyway).", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     model = PopulationModel(dau=args.dau)
     plan = model.build(seed=args.seed, start_hour=args.start_hour, hours=args.hours)

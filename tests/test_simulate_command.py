@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+from harness.simulate import kernel
+
 from .support import ROOT, time_unit
 
 
@@ -21,6 +23,9 @@ def test_writes_results_with_live_sections(tmp_path):
     assert "simulating" in proc.stderr and "analysing" in proc.stderr
     res = json.loads((out / "results.json").read_text())
     assert res["run"]["seed"] == 3 and res["run"]["simulated"] is True and res["run"]["duration_s"] == 360.0
+    built = kernel._kernel is not None
+    assert res["run"]["engine"] == ("kernel" if built else "python")
+    assert ("the Python engine runs" in proc.stderr) is not built
     assert res["pair_latency_ms"]["count"] > 100
     assert res["throughput"]["pairs_per_s"] > 0
     assert res["users"]["sessions"] > 0 and res["users"]["peak_concurrent"] > 0
@@ -43,6 +48,7 @@ def test_params_file_and_custom_matcher(tmp_path):
     assert "simulating" not in proc.stderr
     res = json.loads((out / "results.json").read_text())
     assert res["run"]["target"].endswith("tests.unfair_matchers:LifoMatcher")
+    assert res["run"]["engine"] == "python" and "the Python engine runs" in proc.stderr   # said before the wait
     f = res["fairness"]
     assert f["interest_match_rate"] is None          # nobody has interests
     assert f["params"]["starvation_threshold_s"] == 1.0

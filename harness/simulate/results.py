@@ -8,7 +8,7 @@ from .shard import SimSummary
 
 
 def build_results(sim: SimSummary, *, matcher: str, seed: int, dau: int, hours: float, wall_s: float,
-                  population: dict[str, Any] | None = None) -> dict[str, Any]:
+                  population: dict[str, Any] | None = None, engine: str | None = None) -> dict[str, Any]:
     horizon = sim.horizon_s
     return {
         "run": {
@@ -23,6 +23,7 @@ def build_results(sim: SimSummary, *, matcher: str, seed: int, dau: int, hours: 
             "hours": hours,
             "wall_s": round(wall_s, 3),
             "events": sim.events,
+            "engine": engine,
             "tickets": sim.tickets,
             "processes": sim.jobs,
             "pools_per_process": sim.shards,

@@ -36,6 +36,12 @@ def test_writes_results_with_live_sections(tmp_path):
     assert f["fifo_inversion_rate"] == 0.0
     assert set(f["wait_ms"]) >= {"p50", "p90", "p99", "max"}
     assert f["pairings"] * 2 == res["pair_latency_ms"]["count"]
+    # what the report plots: the raw histogram, a timeline, a sample of tickets; and the report itself
+    assert res["histograms"]["pair"]["count"] == res["pair_latency_ms"]["count"]
+    assert len(res["timeline"]) == 360 and {"t", "pairs", "online", "waiting", "in_chat"} <= set(res["timeline"][0])
+    assert 0 < len(res["tickets"]) <= 4000 and all("t_join" in t for t in res["tickets"])
+    html = (out / "report.html").read_text()
+    assert "simulated in-process: no correctness checks" in html and "Waiting time against join time" in html
 
 
 def test_params_file_and_custom_matcher(tmp_path):

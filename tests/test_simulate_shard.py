@@ -47,6 +47,9 @@ def test_two_processes_report_what_one_does(model_plan):
         assert getattr(one, name) == getattr(two, name), name
     assert one.hist.to_dict()["buckets"] == two.hist.to_dict()["buckets"] and one.hist.count == one.fairness["paired"]
     assert _same(one.fairness, two.fairness)
+    assert one.timeline == two.timeline and len(one.timeline) > 10         # the report's rows, split or not
+    assert sum(r["pairs"] for r in one.timeline) * (one.timeline[1]["t"] - one.timeline[0]["t"]) == pytest.approx(one.pairings)
+    assert 0 < len(two.ticket_sample) <= 4001 and len(one.ticket_sample) == 4000
     # every pool ran exactly once
     pools = [p for group in two.shards for p in group]
     assert sorted(pools) == sorted(one.shards[0]) and len(set(pools)) == len(pools) == 6

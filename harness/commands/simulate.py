@@ -139,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
           f"starved {f['starved']}, wait p99 {_fmt(f['wait_ms']['p99'])} ms, "
           f"worst/best p99 {_fmt(f['worst_to_best_p99_ratio'])}, interest match {_fmt(f['interest_match_rate'])}")
     print(f"wrote {out / 'results.json'}")
+    from harness.report import write_report_safely  # the same report as chatload run's
+
+    report = write_report_safely(results, out / "report.html")
+    if report:
+        print(f"report {report}")
     return 0
 
 

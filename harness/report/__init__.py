@@ -158,8 +158,11 @@ def build_report(results: Mapping[str, Any], source: str = "") -> str:
     fair = data.fairness(results)
     corr = results.get("correctness") or {}
     total = corr.get("violations_total") or 0
-    status = "partial results" if results.get("partial") else (
-        f"{total} correctness violation(s)" if total else "no correctness violations")
+    if run.get("simulated"):      # chatload simulate: no messages, so nothing for the oracle to judge
+        status = "simulated in-process: no correctness checks"
+    else:
+        status = "partial results" if results.get("partial") else (
+            f"{total} correctness violation(s)" if total else "no correctness violations")
     stop = run.get("stop_reason")
     if stop and stop != "completed":
         status += f" · stopped: {stop}"
@@ -180,7 +183,7 @@ def build_report(results: Mapping[str, Any], source: str = "") -> str:
         f"<title>{escape(title)}</title>"
         f"<script>{SENTINEL}</script><style>{CSS}</style></head>"
         f"<body><header><h1>{escape(title)}</h1><p class=\"sub\">{escape(sub)}</p>"
-        f"<p class=\"status{' bad' if total else ''}\">{escape(status)}</p><nav>{nav}</nav>{src}</header>"
+        f"<p class=\"status{' bad' if total else (' plain' if run.get('simulated') else '')}\">{escape(status)}</p><nav>{nav}</nav>{src}</header>"
         f"<main>{body}</main>"
         '<footer><div id="js-errors" class="js-errors"></div></footer>'
         f"<script>{SCRIPT}</script></body></html>\n"

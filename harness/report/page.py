@@ -53,6 +53,7 @@ header{background:#1d2330;color:#f6f7f9;padding:16px 28px}
 header h1{margin:0;font-size:22px}.sub{margin:4px 0;color:#c3c9d5}
 .status{display:inline-block;margin:6px 0;padding:2px 10px;border-radius:10px;background:#2ca02c;color:#fff}
 .status.bad{background:#d62728}
+.status.plain{background:#6b7280}
 nav a{color:#9cc3ff;margin-right:14px;text-decoration:none}
 main{padding:8px 28px 28px;max-width:1100px}
 section{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:12px 18px;margin:16px 0}

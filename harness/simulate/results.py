@@ -35,6 +35,8 @@ def build_results(sim: SimSummary, *, matcher: str, seed: int, dau: int, hours: 
         },
         "users": {"peak_concurrent": sim.peak_online, "sessions": sim.visits},
         "fairness": sim.fairness,
-        "histograms": {"pair_latency_ms": sim.hist.to_dict()},
+        "histograms": {"pair": sim.hist.to_dict()},
+        "timeline": sim.timeline,
+        "tickets": sim.ticket_sample,
         "population": population or {},
     }

@@ -29,6 +29,7 @@ from harness.fairness import FairnessParams, FairnessPart, merge, partial
 from harness.histogram import LogHistogram
 
 from . import heap
+from . import timeline as timeline_mod
 from .engine import ChatSampler, SimResult, pool_of, simulate
 from .matcher import DEFAULT_MATCHER, load_matcher_class, make_matcher, pools_independent
 
@@ -61,6 +62,7 @@ class ShardSummary(Counts):
     part: FairnessPart
     arrive: np.ndarray        # float64 per visit
     depart: np.ndarray        # float64 per visit, inf while still online at the horizon
+    timeline: timeline_mod.ShardTimeline | None = None
 
 
 @dataclass
@@ -72,6 +74,8 @@ class SimSummary(Counts):
     fairness: dict[str, Any]
     jobs: int
     shards: list[list[str]] = field(default_factory=list)   # pool names per process
+    timeline: list[dict[str, Any]] = field(default_factory=list)        # rows for the report (timeline.py)
+    ticket_sample: list[dict[str, Any]] = field(default_factory=list)   # a few thousand tickets, for plots
 
 
 def visit_spans(sim: SimResult, arrival_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,9 +111,12 @@ def peak_online(arrive: np.ndarray, depart: np.ndarray) -> int:
 
 
 def summarise(sim: SimResult, arrival_s: np.ndarray, params: FairnessParams,
-              visit_ids: np.ndarray | None = None, progress: Callable[[float], None] | None = None) -> ShardSummary:
-    """Reduce a simulation to its summary; `visit_ids` maps a sub-plan's visits to the plan's."""
+              visit_ids: np.ndarray | None = None, progress: Callable[[float], None] | None = None,
+              share: float = 1.0) -> ShardSummary:
+    """Reduce a simulation to its summary; `visit_ids` maps a sub-plan's visits to the plan's,
+    `share` is the sub-plan's part of all visits (its part of the ticket sample)."""
     t = sim.tickets
+    tl = timeline_mod.shard_timeline(t, sim.horizon_s, share)
     arrive, depart = visit_spans(sim, arrival_s)  # on the sub-plan's own visit numbers
     if visit_ids is not None and t.n:
         t.user = visit_ids[t.user]
@@ -121,7 +128,7 @@ def summarise(sim: SimResult, arrival_s: np.ndarray, params: FairnessParams,
     return ShardSummary(visits=sim.visits, pairings=sim.pairings, gave_up=sim.gave_up, events=sim.events,
                         tickets=t.n, peak_online=sim.peak_online, hist=hist.to_dict(),
                         part=partial(t, params, progress=progress),
-                        arrive=arrive, depart=depart)
+                        arrive=arrive, depart=depart, timeline=tl)
 
 
 def assign_pools(plan: Any, jobs: int) -> list[np.ndarray]:
@@ -172,7 +179,8 @@ class _Job:
                        mode_names=self.mode_names, class_names=self.class_names,
                        progress=None if progress is None else (lambda frac: progress(min(frac, 0.999))), **kwargs)
         return summarise(sim, sub.arrival_s, self.params, visit_ids=idx,
-                         progress=None if progress is None else (lambda frac: progress(1.0 + frac)))
+                         progress=None if progress is None else (lambda frac: progress(1.0 + frac)),
+                         share=1.0 if idx is None else idx.size / max(self.plan.n, 1))
 
 
 def _child(job: _Job, idx: np.ndarray, slot: int, shared: Any, conn: Any) -> None:
@@ -280,6 +288,9 @@ def _merge(summaries: list[ShardSummary], horizon: float, params: FairnessParams
     else:
         peak = peak_online(np.concatenate([s.arrive for s in summaries]), np.concatenate([s.depart for s in summaries]))
     totals = {name: sum(getattr(s, name) for s in summaries) for name in ADDITIVE}
+    rows, sample = timeline_mod.merge([s.timeline for s in summaries if s.timeline is not None],
+                                      np.concatenate([s.arrive for s in summaries]),
+                                      np.concatenate([s.depart for s in summaries]), horizon)
     return SimSummary(
         **totals,
         peak_online=peak,
@@ -288,4 +299,6 @@ def _merge(summaries: list[ShardSummary], horizon: float, params: FairnessParams
         fairness=merge([s.part for s in summaries], params),
         jobs=len(summaries),
         shards=names,
+        timeline=rows,
+        ticket_sample=sample,
     )

@@ -75,8 +75,10 @@ def test_clone_lacking_typing_and_partner_left_has_no_false_violations(tmp_path:
 FAULTS = [
     ("await_race", ["--delay-ms", "50"], 12, ["chat_median_s=0.5", "chat_max_s=2.0"], "double_match"),
     ("leak", ["--rate", "0.05"], 12, FAST, "cross_talk"),
-    ("ghost", [], 8, ["give_up_share=1.0", "give_up_disconnect_share=1.0", "patience_mean_s=0.3",
-                      "chat_median_s=1.0"], "ghost_match"),
+    # Many short waits given up by disconnecting (with 8 users and 1 s chats a run sometimes
+    # left too few ghosts, paired too late to be judged).
+    ("ghost", [], 12, ["give_up_share=1.0", "give_up_disconnect_share=1.0", "patience_mean_s=0.2",
+                       "chat_median_s=0.7"], "ghost_match"),
 ]
 
 

@@ -81,7 +81,7 @@ def _read_params(path: str | None) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from harness.population import ParamError, PopulationModel
-    from harness.simulate import kernel, make_matcher, shard
+    from harness.simulate import budget, kernel, make_matcher, shard
     from harness.simulate.results import build_results
 
     try:
@@ -110,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     t0 = time.monotonic()
     plan = model.build(seed=args.seed, start_hour=args.start_hour, hours=args.hours)
+    too_big = budget.warning(plan)
+    if too_big:
+        print(f"chatload simulate: {too_big}", file=sys.stderr)
     try:
         sim = shard.run(plan, model.chat_length_s, matcher=args.matcher, interest_fallback=fb, rematch_block=block,
                         seed=args.seed, horizon_s=args.hours * 3600.0, mode_names=model.MODES,

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from harness.fairness.tickets import TicketTable
+from harness.report.data import MAX_POINTS
 
 #: About this many timeline rows, whatever the simulated span (a day: one every 144 s).
 POINTS = 600
-#: Tickets in the sample, over all shards (the report plots at most 4,000 points).
-SAMPLE = 4000
+#: Tickets in the sample, over all shards: as many as the report plots.
+SAMPLE = MAX_POINTS
 
 
 def step_for(horizon_s: float) -> float:
@@ -73,11 +74,11 @@ def shard_timeline(t: TicketTable, horizon_s: float, share: float = 1.0) -> Shar
     step = step_for(horizon_s)
     rows = edges_for(horizon_s, step).size
     paired_tickets = _per_row(t.t_paired, step, rows, edge=False)
+    paired_by = _per_row(t.t_paired, step, rows, edge=True)      # paired by each row's start
     # waiting: from the join to the pairing or the give-up (neither: still waiting at the end)
-    waiting = (_per_row(t.t_join, step, rows, edge=True) - _per_row(t.t_paired, step, rows, edge=True)
-               - _per_row(t.t_gave_up, step, rows, edge=True))
+    waiting = _per_row(t.t_join, step, rows, edge=True) - paired_by - _per_row(t.t_gave_up, step, rows, edge=True)
     # in a chat: from the pairing to the chat's end (NaN: still chatting at the end)
-    in_chat = _per_row(t.t_paired, step, rows, edge=True) - _per_row(t.t_chat_end, step, rows, edge=True)
+    in_chat = paired_by - _per_row(t.t_chat_end, step, rows, edge=True)
     return ShardTimeline(paired_tickets, waiting, in_chat, ticket_sample(t, max(1, round(SAMPLE * share))))
 
 
